@@ -1,0 +1,112 @@
+//! The command line: argument parsing, logging set-up, exit codes, and one module per
+//! subcommand. Subcommands load the configuration and call into the library.
+
+mod config_cmd;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use issueloop_config::{Config, Env};
+
+pub use output::CliError;
+
+/// Turn labelled GitHub issues into draft pull requests written by a coding agent, under hard
+/// budget and policy limits.
+#[derive(Debug, Parser)]
+#[command(name = "issueloop", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// Configuration file.
+    #[arg(
+        long,
+        global = true,
+        env = "ISSUELOOP_CONFIG",
+        default_value = "issueloop.toml"
+    )]
+    pub config: PathBuf,
+    /// Print data as JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Only errors in the log.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Log format on stderr (default: human on a terminal, JSON in GitHub Actions).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the configuration and print what it resolves to.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
+}
+
+/// What every subcommand gets: the parsed global flags and the environment snapshot.
+pub struct Ctx {
+    pub global: GlobalArgs,
+    pub env: Env,
+    /// Whether `--config`/`ISSUELOOP_CONFIG` was given rather than defaulted.
+    pub config_explicit: bool,
+}
+
+impl Ctx {
+    /// Load and validate the configuration, or a usage error (exit 2) listing every problem.
+    pub fn load_config(&self) -> Result<Config, CliError> {
+        issueloop_config::load_file(&self.global.config).map_err(CliError::config)
+    }
+
+    /// The configuration file when one exists, else the built-in defaults (for commands that
+    /// work in any repository, like `policy check`). A file that exists but is invalid is an error.
+    pub fn load_config_or_builtin(&self) -> Result<Config, CliError> {
+        if !self.config_explicit && !self.global.config.exists() {
+            let dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+            return Ok(Config::builtin(dir));
+        }
+        self.load_config()
+    }
+}
+
+/// Parse arguments, set up logging, run the subcommand and map its result to an exit code.
+pub fn main() -> ExitCode {
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let config_explicit = matches
+        .value_source("config")
+        .is_some_and(|s| s != clap::parser::ValueSource::DefaultValue);
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let env = Env::from_process();
+    output::init_logging(&cli.global, &env);
+    let ctx = Ctx {
+        global: cli.global,
+        env,
+        config_explicit,
+    };
+    let result = match cli.command {
+        Command::Config(cmd) => config_cmd::run(cmd, &ctx),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => e.report(&ctx),
+    }
+}
