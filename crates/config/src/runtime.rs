@@ -129,22 +129,12 @@ impl fmt::Display for BackendKind {
 }
 
 /// Which backend runs each stage. Resolution: `stages[stage]` → `default` → built-in default.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct RuntimeProfile {
     pub default: Option<BackendKind>,
     /// A backend-native profile name (Codex: `--profile issueloop-<name>`); free text.
     pub backend_profile: Option<String>,
     pub stages: BTreeMap<Stage, BackendKind>,
-}
-
-impl Default for RuntimeProfile {
-    fn default() -> Self {
-        Self {
-            default: None,
-            backend_profile: None,
-            stages: BTreeMap::new(),
-        }
-    }
 }
 
 impl RuntimeProfile {

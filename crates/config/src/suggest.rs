@@ -13,6 +13,11 @@ pub fn did_you_mean<'a>(
             let c_lower = c.to_ascii_lowercase();
             let d = if c_lower == input_lower {
                 0
+            } else if input_lower.len() >= 3
+                && (c_lower.starts_with(&input_lower) || input_lower.starts_with(&c_lower))
+            {
+                // `deny` for `denied`, `cost` for `cost_usd`: a truncated key is a typo too.
+                1
             } else {
                 strsim::damerau_levenshtein(&input_lower, &c_lower)
             };
@@ -35,6 +40,10 @@ mod tests {
         );
         assert_eq!(did_you_mean("lables", keys), Some("labels"));
         assert_eq!(did_you_mean("zzz", keys), None);
+        assert_eq!(
+            did_you_mean("cost", ["cost_usd", "wall_clock"]),
+            Some("cost_usd")
+        );
         assert_eq!(
             did_you_mean("interveiw", ["interview", "execute"]),
             Some("interview")
