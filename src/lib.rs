@@ -5,6 +5,20 @@
 //! are re-exported here; this crate holds the command line and the pipeline that sequences them.
 //! See `docs/ARCHITECTURE.md` for the code map.
 
+pub mod brief;
 pub mod cli;
+pub mod demo;
+pub mod failpoint;
+pub mod pipeline;
+pub mod metrics;
+pub mod report;
+pub mod service;
 
 pub use issueloop_config as config;
+pub use issueloop_forge as forge;
+pub use issueloop_gates as gates;
+pub use issueloop_ledger as ledger;
+pub use issueloop_policy as policy;
+pub use issueloop_runtime as runtime;
+pub use issueloop_triage as triage;
+pub use issueloop_workspace as workspace;

@@ -1,5 +1,6 @@
 //! `issueloop config check`: validate the configuration and print what it resolves to.
 
+use super::output::out;
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
@@ -23,7 +24,7 @@ pub fn run(cmd: ConfigCommand, ctx: &Ctx) -> Result<ExitCode, CliError> {
             if ctx.global.json {
                 print_json(&resolved_json(&config))?;
             } else {
-                print!("{}", render(&config));
+                out!("{}", render(&config));
             }
             Ok(ExitCode::SUCCESS)
         }

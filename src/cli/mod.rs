@@ -2,7 +2,16 @@
 //! subcommand. Subcommands load the configuration and call into the library.
 
 mod config_cmd;
+mod doctor;
+mod gates;
+mod ledger;
 mod output;
+mod policy;
+mod runs;
+mod runtime;
+mod setup;
+mod run;
+mod demo;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +67,35 @@ pub enum Command {
     /// Check the configuration and print what it resolves to.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Prepare, check and run the verification gates of a checkout.
+    #[command(subcommand)]
+    Gates(gates::GatesCommand),
+    /// Show the daily budget ledger: spend, reservations and runs of a UTC day.
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCommand),
+    /// List recorded runs, or show one run's events, stage → runtime table and final status.
+    #[command(subcommand)]
+    Runs(runs::RunsCommand),
+    /// Replay a captured agent output stream and print its normalized outcome.
+    #[command(subcommand)]
+    Runtime(runtime::RuntimeCommand),
+    /// Show the stage → backend table, each program found and its version, and what would
+    /// stop a run at start. Exit 1 when something does.
+    Doctor(doctor::DoctorArgs),
+    /// Set up a runtime for issueloop (`--runtime codex`: its managed profile).
+    Setup(setup::SetupArgs),
+    /// Judge a checkout's change against the diff policy (paths, symlinks, submodules,
+    /// sizes, secrets). Exit 1 when it violates.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    /// Run one tick: select labelled issues, run the agent under budget, verify, publish draft
+    /// PRs. Exit 0 when every run ended as designed, 1 when the tick itself failed.
+    Run(run::RunArgs),
+    /// Run ticks on the `[service]` cron schedule until SIGTERM/SIGINT.
+    Serve(run::ServeArgs),
+    /// Watch the whole loop on this machine: a throwaway local forge, three labelled issues, a
+    /// stand-in agent, real worktrees, gates, ledger and journal; one tick and its summary.
+    Demo(demo::DemoArgs),
 }
 
 /// What every subcommand gets: the parsed global flags and the environment snapshot.
@@ -104,6 +142,16 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Config(cmd) => config_cmd::run(cmd, &ctx),
+        Command::Run(args) => run::run(args, &ctx),
+        Command::Serve(args) => run::serve(args, &ctx),
+        Command::Demo(args) => demo::run(args, &ctx),
+        Command::Gates(cmd) => gates::run(cmd, &ctx),
+        Command::Ledger(cmd) => ledger::run(cmd, &ctx),
+        Command::Runs(cmd) => runs::run(cmd, &ctx),
+        Command::Runtime(cmd) => runtime::run(cmd, &ctx),
+        Command::Doctor(args) => doctor::run(args, &ctx),
+        Command::Setup(args) => setup::run(args, &ctx),
+        Command::Policy(cmd) => policy::run(cmd, &ctx),
     };
     match result {
         Ok(code) => code,

@@ -57,7 +57,7 @@ impl CliError {
             if let Some(d) = self.details {
                 err["errors"] = d;
             }
-            println!("{}", serde_json::json!({ "error": err }));
+            write_stdout(format_args!("{}\n", serde_json::json!({ "error": err })));
         } else {
             eprintln!("error: {}", self.message);
         }
@@ -69,9 +69,35 @@ impl CliError {
 pub fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| CliError::failed("internal", format!("cannot render JSON: {e}")))?;
-    println!("{text}");
+    write_stdout(format_args!("{text}\n"));
     Ok(())
 }
+
+/// Write to stdout. A reader that went away (`issueloop runs list | head`) ends the process
+/// quietly instead of panicking; any other write error is reported on stderr.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+    }
+}
+
+/// `println!` that survives a closed pipe.
+macro_rules! outln {
+    () => { $crate::cli::output::write_stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::cli::output::write_stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `print!` that survives a closed pipe.
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::output::write_stdout(format_args!($($arg)*)) };
+}
+
+pub(crate) use {out, outln};
 
 /// Logs go to stderr: human-readable on a terminal, JSON with `--log-format json` or in GitHub
 /// Actions. `RUST_LOG` overrides the level chosen by `-v`/`-q`.

@@ -1,0 +1,254 @@
+//! The in-memory repository model behind the fake: issues, labels with who applied them,
+//! comments, pull requests, collaborators and git refs (in memory, or in a real bare repository so
+//! pushes and the API see the same branches).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use jiff::Timestamp;
+
+/// A commit id used for the default branch of repositories without a git directory.
+pub const MEMORY_HEAD_SHA: &str = "aa218f56b14c9653891f9e74264a383fa43fefbd";
+
+#[derive(Clone, Debug)]
+pub enum EventKind {
+    Labeled(String),
+    Unlabeled(String),
+    Renamed { from: String, to: String },
+    Closed,
+    Reopened,
+}
+
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub id: u64,
+    pub kind: EventKind,
+    pub actor: String,
+    pub at: Timestamp,
+}
+
+#[derive(Clone, Debug)]
+pub struct Issue {
+    pub id: u64,
+    pub number: u64,
+    pub title: String,
+    pub body: String,
+    pub author: String,
+    pub open: bool,
+    pub labels: Vec<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub events: Vec<Event>,
+    pub is_pull: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Comment {
+    pub id: u64,
+    pub issue: u64,
+    pub author: String,
+    pub body: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Clone, Debug)]
+pub struct Pull {
+    pub id: u64,
+    pub number: u64,
+    pub head: String,
+    pub base: String,
+    pub draft: bool,
+}
+
+/// Where a repository's refs live.
+#[derive(Clone, Debug)]
+pub enum RefStore {
+    Memory(BTreeMap<String, String>),
+    /// A bare repository: `clone_url` points at it and `git push` updates it.
+    Git(PathBuf),
+}
+
+/// Why a ref operation was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RefError {
+    AlreadyExists,
+    Missing,
+    UnknownObject,
+    NotFastForward,
+    Git(String),
+}
+
+impl RefStore {
+    pub fn get(&self, name: &str) -> Option<String> {
+        match self {
+            RefStore::Memory(refs) => refs.get(name).cloned(),
+            RefStore::Git(dir) => git(dir, &["rev-parse", "--verify", "-q", name])
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty()),
+        }
+    }
+
+    pub fn create(&mut self, name: &str, sha: &str) -> Result<(), RefError> {
+        if self.get(name).is_some() {
+            return Err(RefError::AlreadyExists);
+        }
+        match self {
+            RefStore::Memory(refs) => {
+                if !is_sha(sha) {
+                    return Err(RefError::UnknownObject);
+                }
+                refs.insert(name.to_owned(), sha.to_owned());
+                Ok(())
+            }
+            RefStore::Git(dir) => {
+                if git(dir, &["cat-file", "-e", &format!("{sha}^{{commit}}")]).is_err() {
+                    return Err(RefError::UnknownObject);
+                }
+                // An empty old value makes git refuse when the ref exists: the same atomic
+                // create GitHub offers.
+                git(dir, &["update-ref", name, sha, ""]).map_err(|e| {
+                    if self_exists(dir, name) {
+                        RefError::AlreadyExists
+                    } else {
+                        RefError::Git(e)
+                    }
+                })?;
+                Ok(())
+            }
+        }
+    }
+
+    pub fn update(&mut self, name: &str, sha: &str, force: bool) -> Result<(), RefError> {
+        let Some(old) = self.get(name) else {
+            return Err(RefError::Missing);
+        };
+        match self {
+            RefStore::Memory(refs) => {
+                if !is_sha(sha) {
+                    return Err(RefError::UnknownObject);
+                }
+                refs.insert(name.to_owned(), sha.to_owned());
+                Ok(())
+            }
+            RefStore::Git(dir) => {
+                if git(dir, &["cat-file", "-e", &format!("{sha}^{{commit}}")]).is_err() {
+                    return Err(RefError::UnknownObject);
+                }
+                if !force && git(dir, &["merge-base", "--is-ancestor", &old, sha]).is_err() {
+                    return Err(RefError::NotFastForward);
+                }
+                git(dir, &["update-ref", name, sha, &old]).map_err(RefError::Git)?;
+                Ok(())
+            }
+        }
+    }
+
+    pub fn delete(&mut self, name: &str) -> Result<(), RefError> {
+        if self.get(name).is_none() {
+            return Err(RefError::Missing);
+        }
+        match self {
+            RefStore::Memory(refs) => {
+                refs.remove(name);
+                Ok(())
+            }
+            RefStore::Git(dir) => git(dir, &["update-ref", "-d", name])
+                .map(|_| ())
+                .map_err(RefError::Git),
+        }
+    }
+
+    /// Whether `head` has commits `base` lacks (`None` when unknown: refs kept in memory).
+    pub fn has_commits_beyond(&self, base: &str, head: &str) -> Option<bool> {
+        match self {
+            RefStore::Memory(_) => None,
+            RefStore::Git(dir) => {
+                let out = git(dir, &["rev-list", "--count", &format!("{base}..{head}")]).ok()?;
+                Some(out.trim() != "0")
+            }
+        }
+    }
+}
+
+fn self_exists(dir: &Path, name: &str) -> bool {
+    git(dir, &["rev-parse", "--verify", "-q", name]).is_ok()
+}
+
+fn is_sha(s: &str) -> bool {
+    s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Runs git in `dir` isolated from the user's configuration and from inherited repository
+/// variables.
+pub fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("git")
+        .arg("--git-dir")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Repo {
+    pub id: u64,
+    pub owner: String,
+    pub name: String,
+    pub default_branch: String,
+    pub private: bool,
+    pub drafts_supported: bool,
+    pub issues: BTreeMap<u64, Issue>,
+    pub pulls: BTreeMap<u64, Pull>,
+    pub comments: BTreeMap<u64, Comment>,
+    /// login → role (`admin`, `maintain`, `write`, `triage`, `read`, `none` or a custom role).
+    pub collaborators: BTreeMap<String, String>,
+    pub refs: RefStore,
+}
+
+impl Repo {
+    pub fn full_name(&self) -> String {
+        format!("{}/{}", self.owner, self.name)
+    }
+
+    pub fn clone_url(&self) -> String {
+        match &self.refs {
+            RefStore::Git(dir) => dir.display().to_string(),
+            RefStore::Memory(_) => format!("https://github.com/{}.git", self.full_name()),
+        }
+    }
+
+    pub fn next_number(&self) -> u64 {
+        self.issues.keys().next_back().copied().unwrap_or(0) + 1
+    }
+
+    pub fn open_issue_count(&self) -> usize {
+        self.issues.values().filter(|i| i.open).count()
+    }
+
+    pub fn comment_count(&self, issue: u64) -> usize {
+        self.comments.values().filter(|c| c.issue == issue).count()
+    }
+
+    pub fn association(&self, login: &str) -> &'static str {
+        if login == self.owner {
+            return "OWNER";
+        }
+        match self.collaborators.get(login).map(String::as_str) {
+            Some("none") | None => "NONE",
+            Some(_) => "COLLABORATOR",
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! The ledger: reservations and costs per UTC day behind a trait that names no storage type, so
+//! a shared store (Postgres, a git ref with compare-and-swap) can implement it later.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use issueloop_config::{BudgetConfig, RunBudget};
+use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use serde::Serialize;
+
+use crate::budget::SkipReason;
+use crate::journal::RunId;
+use crate::money::Usd;
+
+/// The UTC calendar day a moment falls on: the key of the daily cap.
+pub fn utc_day(at: Timestamp) -> Date {
+    TimeZone::UTC.to_datetime(at).date()
+}
+
+/// What one UTC day has used so far.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DayUsage {
+    pub day: Date,
+    /// Settled costs plus expired reservations (charged at their full amount).
+    #[serde(rename = "spent_usd")]
+    pub spent: Usd,
+    /// Reservations of runs not yet settled, released or expired.
+    #[serde(rename = "reserved_usd")]
+    pub reserved: Usd,
+    /// Runs that reserved on this day and were not released (released runs never started).
+    #[serde(rename = "runs_today")]
+    pub runs: u32,
+}
+
+impl DayUsage {
+    /// A day with nothing recorded.
+    pub fn empty(day: Date) -> DayUsage {
+        DayUsage {
+            day,
+            spent: Usd::ZERO,
+            reserved: Usd::ZERO,
+            runs: 0,
+        }
+    }
+
+    /// What is left of `cap` after spend and reservations, never below zero.
+    pub fn left(&self, cap: Usd) -> Usd {
+        cap.left_after(self.spent.saturating_add(self.reserved))
+    }
+}
+
+/// A request to reserve a run's budget. Every limit travels with the request, so the check
+/// and the insert happen against the same numbers in one transaction.
+#[derive(Clone, Debug)]
+pub struct ReserveRequest {
+    pub run_id: RunId,
+    /// `owner/name` of the issue's repository.
+    pub repo: String,
+    pub issue: u64,
+    pub amount: Usd,
+    /// The daily cap.
+    pub cap: Usd,
+    /// The daily run-count cap.
+    pub max_runs: u32,
+    /// The run's wall-clock budget; with `grace` it sets when an unsettled reservation expires.
+    pub wall_clock: Duration,
+    pub grace: Duration,
+    /// The moment of the reservation; its UTC day is the day charged.
+    pub now: Timestamp,
+}
+
+impl ReserveRequest {
+    /// The request for a run `budget` (from [`crate::derive`]) under the configured caps.
+    pub fn new(
+        run_id: RunId,
+        repo: impl Into<String>,
+        issue: u64,
+        budget: &RunBudget,
+        cfg: &BudgetConfig,
+        now: Timestamp,
+    ) -> ReserveRequest {
+        ReserveRequest {
+            run_id,
+            repo: repo.into(),
+            issue,
+            amount: Usd::from_dollars(budget.cost_usd),
+            cap: Usd::from_dollars(cfg.daily_cap_usd),
+            max_runs: cfg.max_runs_per_day,
+            wall_clock: budget.wall_clock,
+            grace: cfg.reservation_grace,
+            now,
+        }
+    }
+}
+
+/// A recorded reservation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Reservation {
+    pub run_id: RunId,
+    pub repo: String,
+    pub issue: u64,
+    pub day: Date,
+    #[serde(rename = "amount_usd")]
+    pub amount: Usd,
+    pub reserved_at: Timestamp,
+    /// After this moment an unsettled reservation is charged in full by [`Ledger::expire`].
+    pub expires_at: Timestamp,
+}
+
+/// The result of [`Ledger::reserve`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ReserveOutcome {
+    Reserved(Reservation),
+    /// Nothing was recorded; `usage` is the day as the refusing transaction saw it.
+    Refused {
+        reason: SkipReason,
+        usage: DayUsage,
+    },
+}
+
+/// The result of [`Ledger::settle`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Settlement {
+    pub run_id: RunId,
+    /// The day the reservation was made on, which is charged.
+    pub day: Date,
+    #[serde(rename = "reserved_usd")]
+    pub reserved: Usd,
+    #[serde(rename = "cost_usd")]
+    pub cost: Usd,
+    /// The actual cost was above the reservation (recorded as it is).
+    pub overspent: bool,
+    /// The reservation had already expired (its full amount was charged) before this settle
+    /// replaced it with the actual cost.
+    pub was_expired: bool,
+}
+
+/// A reservation charged in full by [`Ledger::expire`]: its run never settled in time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Expired {
+    pub run_id: RunId,
+    pub repo: String,
+    pub issue: u64,
+    pub day: Date,
+    #[serde(rename = "amount_usd")]
+    pub amount: Usd,
+    pub reserved_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// Where a ledger entry stands. Every reservation ends `settled`, `released` or `expired`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryState {
+    /// Budget held for a running run.
+    Reserved,
+    /// The actual cost is recorded.
+    Settled,
+    /// The run never started its agent; nothing is charged.
+    Released,
+    /// The run never settled; charged at the full reserved amount.
+    Expired,
+}
+
+impl EntryState {
+    pub const ALL: [EntryState; 4] = [
+        EntryState::Reserved,
+        EntryState::Settled,
+        EntryState::Released,
+        EntryState::Expired,
+    ];
+
+    pub const fn id(self) -> &'static str {
+        match self {
+            EntryState::Reserved => "reserved",
+            EntryState::Settled => "settled",
+            EntryState::Released => "released",
+            EntryState::Expired => "expired",
+        }
+    }
+
+    pub fn from_id(id: &str) -> Option<EntryState> {
+        EntryState::ALL.into_iter().find(|s| s.id() == id)
+    }
+}
+
+impl std::fmt::Display for EntryState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+/// One run's line in the ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LedgerEntry {
+    pub run_id: RunId,
+    pub repo: String,
+    pub issue: u64,
+    pub day: Date,
+    pub state: EntryState,
+    #[serde(rename = "reserved_usd")]
+    pub reserved: Usd,
+    /// What the day is charged: the actual cost (settled), the full reservation (expired);
+    /// `None` while reserved or once released.
+    #[serde(rename = "cost_usd")]
+    pub cost: Option<Usd>,
+    pub overspent: bool,
+    pub reserved_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// When it was settled, released or expired.
+    pub closed_at: Option<Timestamp>,
+}
+
+impl LedgerEntry {
+    /// Still reserved although its expiry has passed: the next [`Ledger::expire`] charges it.
+    pub fn is_overdue(&self, now: Timestamp) -> bool {
+        self.state == EntryState::Reserved && self.expires_at <= now
+    }
+}
+
+/// Errors of the ledger and the journal. Messages name the file and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("cannot create the directory `{}` for the state database: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "`{}` is not a readable issueloop state database ({detail}); it was left untouched: \
+         restore it from a backup, or move it away and let issueloop start a new one \
+         (`[state] path` in the configuration chooses the file)",
+        path.display()
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    #[error(
+        "`{}` is a SQLite database of another application ({detail}); it was left untouched: \
+         point `[state] path` in the configuration at a file of its own",
+        path.display()
+    )]
+    NotOurs { path: PathBuf, detail: String },
+    #[error(
+        "`{}` was written by a newer issueloop (schema version {found}, this one understands up \
+         to {supported}); it was left untouched: upgrade issueloop to use it",
+        path.display()
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error(
+        "state database `{}` stayed locked by another process for more than {}s during {op}: \
+         try again; if it persists, look for a stuck issueloop process",
+        path.display(),
+        timeout.as_secs()
+    )]
+    Busy {
+        path: PathBuf,
+        op: &'static str,
+        timeout: Duration,
+    },
+    #[error("state database `{}`: {op} failed: {source}", path.display())]
+    Storage {
+        path: PathBuf,
+        op: &'static str,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("state database `{}` holds a row it cannot read ({detail})", path.display())]
+    BadRow { path: PathBuf, detail: String },
+    #[error(
+        "run `{run_id}` already has a ledger entry; every run reserves once, under a new run id"
+    )]
+    DuplicateRun { run_id: RunId },
+    #[error("no ledger entry for run `{run_id}`")]
+    UnknownRun { run_id: RunId },
+    #[error("cannot {op} run `{run_id}`: its reservation is already {state}")]
+    WrongState {
+        run_id: RunId,
+        op: &'static str,
+        state: EntryState,
+    },
+    #[error("cannot {op} {amount} for run `{run_id}`: {why}")]
+    InvalidAmount {
+        run_id: RunId,
+        op: &'static str,
+        amount: Usd,
+        why: &'static str,
+    },
+}
+
+/// Reservations and costs per UTC day.
+///
+/// Time is always passed in, never read inside, so callers and tests control it. Every method
+/// is one atomic step: a reservation is checked against the day's spend, reservations and run
+/// count and recorded in the same transaction, whatever other processes do meanwhile.
+pub trait Ledger: Send + Sync {
+    /// Reserve `req.amount` on the UTC day of `req.now` if `spent + reserved + amount ≤ cap`
+    /// and fewer than `max_runs` runs reserved that day; otherwise record nothing and refuse.
+    fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome, LedgerError>;
+
+    /// Replace a run's reservation with its actual cost, charged to the day it reserved on. An
+    /// actual above the reservation is recorded as it is and flagged `overspent`. A reservation
+    /// that already expired is settled too: the actual cost replaces the full charge.
+    fn settle(
+        &self,
+        run_id: &RunId,
+        actual: Usd,
+        now: Timestamp,
+    ) -> Result<Settlement, LedgerError>;
+
+    /// Drop a run's reservation without charge: the run never started its agent.
+    fn release(&self, run_id: &RunId, now: Timestamp) -> Result<(), LedgerError>;
+
+    /// Charge every reservation whose expiry (reserved at + wall clock + grace) is at or before
+    /// `now` at its full amount: its process died and the money may have been spent.
+    fn expire(&self, now: Timestamp) -> Result<Vec<Expired>, LedgerError>;
+
+    /// What `day` has used.
+    fn day_usage(&self, day: Date) -> Result<DayUsage, LedgerError>;
+
+    /// The entries of runs that reserved on `day`, oldest first.
+    fn entries(&self, day: Date) -> Result<Vec<LedgerEntry>, LedgerError>;
+
+    /// One run's entry.
+    fn entry(&self, run_id: &RunId) -> Result<Option<LedgerEntry>, LedgerError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_day_ignores_local_offsets() {
+        let late: Timestamp = "2026-11-21T23:59:59.999Z".parse().unwrap();
+        let early: Timestamp = "2026-11-22T00:00:00Z".parse().unwrap();
+        let offset: Timestamp = "2026-11-21T20:00:00-05:00".parse().unwrap();
+        assert_eq!(utc_day(late).to_string(), "2026-11-21");
+        assert_eq!(utc_day(early).to_string(), "2026-11-22");
+        assert_eq!(utc_day(offset).to_string(), "2026-11-22");
+    }
+
+    #[test]
+    fn states_round_trip_their_ids() {
+        for s in EntryState::ALL {
+            assert_eq!(EntryState::from_id(s.id()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.id());
+        }
+        assert_eq!(EntryState::from_id("pending"), None);
+    }
+}

@@ -1,0 +1,601 @@
+//! The SQLite store on real files: reservations against the cap, settle/release/expire, the
+//! day a run is charged to, the journal, and refusing files that are not ours to write.
+
+use std::path::Path;
+use std::time::Duration;
+
+use issueloop_ledger::{
+    EntryState, Event, Journal, Ledger, LedgerError, ReserveOutcome, ReserveRequest, RunId,
+    RunStatus, SCHEMA_VERSION, SkipReason, SqliteLedger, Usd, stage_runtimes,
+};
+use jiff::Timestamp;
+use jiff::civil::date;
+
+const MIN: u64 = 60;
+
+fn ts(text: &str) -> Timestamp {
+    text.parse().unwrap()
+}
+
+fn usd(d: f64) -> Usd {
+    Usd::from_dollars(d)
+}
+
+fn id(text: &str) -> RunId {
+    RunId::parse(text).unwrap()
+}
+
+fn request(run: &str, amount: f64, now: &str) -> ReserveRequest {
+    ReserveRequest {
+        run_id: id(run),
+        repo: "acme/api".into(),
+        issue: 42,
+        amount: usd(amount),
+        cap: usd(10.0),
+        max_runs: 5,
+        wall_clock: Duration::from_secs(45 * MIN),
+        grace: Duration::from_secs(15 * MIN),
+        now: ts(now),
+    }
+}
+
+fn reserved(outcome: ReserveOutcome) -> issueloop_ledger::Reservation {
+    match outcome {
+        ReserveOutcome::Reserved(r) => r,
+        other => panic!("expected a reservation, got {other:?}"),
+    }
+}
+
+fn open(dir: &Path) -> SqliteLedger {
+    SqliteLedger::open(dir.join("state/ledger.sqlite")).unwrap()
+}
+
+#[test]
+fn reserve_counts_reservations_and_refuses_over_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let day = date(2026, 11, 21);
+    let r = reserved(
+        ledger
+            .reserve(&request("a", 5.0, "2026-11-21T10:00:00Z"))
+            .unwrap(),
+    );
+    assert_eq!(r.day, day);
+    assert_eq!(r.expires_at, ts("2026-11-21T11:00:00Z"));
+    reserved(
+        ledger
+            .reserve(&request("b", 4.2, "2026-11-21T10:01:00Z"))
+            .unwrap(),
+    );
+    // $9.20 held: $1.00 does not fit, $0.80 exactly does.
+    match ledger
+        .reserve(&request("c", 1.0, "2026-11-21T10:02:00Z"))
+        .unwrap()
+    {
+        ReserveOutcome::Refused { reason, usage } => {
+            assert_eq!(reason, SkipReason::DailyCapReached);
+            assert_eq!(usage.reserved, usd(9.2));
+            assert_eq!(usage.runs, 2);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    reserved(
+        ledger
+            .reserve(&request("d", 0.8, "2026-11-21T10:03:00Z"))
+            .unwrap(),
+    );
+    let usage = ledger.day_usage(day).unwrap();
+    assert_eq!(
+        (usage.spent, usage.reserved, usage.runs),
+        (Usd::ZERO, usd(10.0), 3)
+    );
+    // A refused reservation leaves no trace.
+    assert!(ledger.entry(&id("c")).unwrap().is_none());
+    // Another day starts from zero.
+    reserved(
+        ledger
+            .reserve(&request("e", 5.0, "2026-11-22T00:00:00Z"))
+            .unwrap(),
+    );
+    assert_eq!(ledger.day_usage(day).unwrap().reserved, usd(10.0));
+}
+
+#[test]
+fn settle_replaces_the_reservation_and_flags_overspend() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let day = date(2026, 11, 21);
+    reserved(
+        ledger
+            .reserve(&request("a", 5.0, "2026-11-21T10:00:00Z"))
+            .unwrap(),
+    );
+    reserved(
+        ledger
+            .reserve(&request("b", 5.0, "2026-11-21T10:00:00Z"))
+            .unwrap(),
+    );
+    let s = ledger
+        .settle(&id("a"), usd(1.25), ts("2026-11-21T10:30:00Z"))
+        .unwrap();
+    assert!(!s.overspent && !s.was_expired);
+    // The $3.75 not spent is free again.
+    reserved(
+        ledger
+            .reserve(&request("c", 3.75, "2026-11-21T10:31:00Z"))
+            .unwrap(),
+    );
+    let s = ledger
+        .settle(&id("b"), usd(5.5), ts("2026-11-21T10:40:00Z"))
+        .unwrap();
+    assert!(s.overspent);
+    let usage = ledger.day_usage(day).unwrap();
+    assert_eq!((usage.spent, usage.reserved), (usd(6.75), usd(3.75)));
+    let b = ledger.entry(&id("b")).unwrap().unwrap();
+    assert_eq!(
+        (b.state, b.cost, b.overspent),
+        (EntryState::Settled, Some(usd(5.5)), true)
+    );
+    // Settling twice, or an unknown run, is an error that names the run.
+    let again = ledger
+        .settle(&id("b"), usd(1.0), ts("2026-11-21T10:41:00Z"))
+        .unwrap_err();
+    assert!(
+        matches!(
+            again,
+            LedgerError::WrongState {
+                state: EntryState::Settled,
+                ..
+            }
+        ),
+        "{again}"
+    );
+    assert!(again.to_string().contains("`b`"), "{again}");
+    let unknown = ledger
+        .settle(&id("zz"), usd(1.0), ts("2026-11-21T10:41:00Z"))
+        .unwrap_err();
+    assert!(
+        matches!(unknown, LedgerError::UnknownRun { .. }),
+        "{unknown}"
+    );
+    let negative = ledger
+        .settle(&id("c"), usd(-1.0), ts("2026-11-21T10:41:00Z"))
+        .unwrap_err();
+    assert!(
+        matches!(negative, LedgerError::InvalidAmount { .. }),
+        "{negative}"
+    );
+}
+
+#[test]
+fn release_frees_the_budget_and_the_run_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let mut req = request("a", 10.0, "2026-11-21T10:00:00Z");
+    req.max_runs = 1;
+    reserved(ledger.reserve(&req).unwrap());
+    let mut second = request("b", 1.0, "2026-11-21T10:01:00Z");
+    second.max_runs = 1;
+    assert!(matches!(
+        ledger.reserve(&second).unwrap(),
+        ReserveOutcome::Refused {
+            reason: SkipReason::DailyRunsReached,
+            ..
+        }
+    ));
+    ledger
+        .release(&id("a"), ts("2026-11-21T10:02:00Z"))
+        .unwrap();
+    reserved(ledger.reserve(&second).unwrap());
+    let a = ledger.entry(&id("a")).unwrap().unwrap();
+    assert_eq!((a.state, a.cost), (EntryState::Released, None));
+    let err = ledger
+        .release(&id("a"), ts("2026-11-21T10:03:00Z"))
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::WrongState { .. }), "{err}");
+}
+
+#[test]
+fn expire_charges_dead_runs_in_full_after_wall_clock_plus_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let day = date(2026, 11, 21);
+    reserved(
+        ledger
+            .reserve(&request("a", 4.0, "2026-11-21T10:00:00Z"))
+            .unwrap(),
+    );
+    reserved(
+        ledger
+            .reserve(&request("b", 3.0, "2026-11-21T10:30:00Z"))
+            .unwrap(),
+    );
+    // One millisecond before a's expiry (10:00 + 45m + 15m): nothing.
+    assert!(
+        ledger
+            .expire(ts("2026-11-21T10:59:59.999Z"))
+            .unwrap()
+            .is_empty()
+    );
+    let expired = ledger.expire(ts("2026-11-21T11:00:00Z")).unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(
+        (expired[0].run_id.as_str(), expired[0].amount),
+        ("a", usd(4.0))
+    );
+    let usage = ledger.day_usage(day).unwrap();
+    assert_eq!((usage.spent, usage.reserved), (usd(4.0), usd(3.0)));
+    // Expiring again changes nothing.
+    assert!(
+        ledger
+            .expire(ts("2026-11-21T11:00:00Z"))
+            .unwrap()
+            .is_empty()
+    );
+    // A slow run that settles after all replaces the full charge with its actual cost.
+    let s = ledger
+        .settle(&id("a"), usd(0.5), ts("2026-11-21T11:05:00Z"))
+        .unwrap();
+    assert!(s.was_expired);
+    assert_eq!(ledger.day_usage(day).unwrap().spent, usd(0.5));
+    // But it can no longer be released as if it never ran.
+    ledger.expire(ts("2026-11-21T12:00:00Z")).unwrap();
+    let err = ledger
+        .release(&id("b"), ts("2026-11-21T12:01:00Z"))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LedgerError::WrongState {
+                state: EntryState::Expired,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_run_crossing_midnight_is_charged_to_the_day_it_reserved_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    reserved(
+        ledger
+            .reserve(&request("late", 6.0, "2026-11-21T23:50:00Z"))
+            .unwrap(),
+    );
+    ledger
+        .settle(&id("late"), usd(5.0), ts("2026-11-22T00:20:00Z"))
+        .unwrap();
+    assert_eq!(
+        ledger.day_usage(date(2026, 11, 21)).unwrap().spent,
+        usd(5.0)
+    );
+    let next = ledger.day_usage(date(2026, 11, 22)).unwrap();
+    assert_eq!((next.spent, next.runs), (Usd::ZERO, 0));
+    // The same for an expiry after midnight.
+    reserved(
+        ledger
+            .reserve(&request("dies", 2.0, "2026-11-22T23:30:00Z"))
+            .unwrap(),
+    );
+    ledger.expire(ts("2026-11-23T02:00:00Z")).unwrap();
+    assert_eq!(
+        ledger.day_usage(date(2026, 11, 22)).unwrap().spent,
+        usd(2.0)
+    );
+    assert_eq!(
+        ledger.day_usage(date(2026, 11, 23)).unwrap().spent,
+        Usd::ZERO
+    );
+}
+
+#[test]
+fn reserve_rejects_duplicates_and_non_positive_amounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    reserved(
+        ledger
+            .reserve(&request("a", 1.0, "2026-11-21T10:00:00Z"))
+            .unwrap(),
+    );
+    let dup = ledger
+        .reserve(&request("a", 1.0, "2026-11-21T10:00:00Z"))
+        .unwrap_err();
+    assert!(matches!(dup, LedgerError::DuplicateRun { .. }), "{dup}");
+    let zero = ledger
+        .reserve(&request("z", 0.0, "2026-11-21T10:00:00Z"))
+        .unwrap_err();
+    assert!(matches!(zero, LedgerError::InvalidAmount { .. }), "{zero}");
+}
+
+#[test]
+fn state_survives_reopening_and_entries_list_the_day() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let ledger = open(dir.path());
+        reserved(
+            ledger
+                .reserve(&request("a", 1.0, "2026-11-21T10:00:00Z"))
+                .unwrap(),
+        );
+        reserved(
+            ledger
+                .reserve(&request("b", 2.0, "2026-11-21T09:00:00Z"))
+                .unwrap(),
+        );
+        ledger
+            .settle(&id("b"), usd(1.5), ts("2026-11-21T09:30:00Z"))
+            .unwrap();
+    }
+    let ledger = open(dir.path());
+    let entries = ledger.entries(date(2026, 11, 21)).unwrap();
+    let rows: Vec<(&str, EntryState, Option<Usd>)> = entries
+        .iter()
+        .map(|e| (e.run_id.as_str(), e.state, e.cost))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("b", EntryState::Settled, Some(usd(1.5))),
+            ("a", EntryState::Reserved, None)
+        ]
+    );
+    assert!(entries[1].is_overdue(ts("2026-11-21T11:00:00Z")));
+    assert!(!entries[1].is_overdue(ts("2026-11-21T10:59:00Z")));
+}
+
+#[test]
+fn journal_appends_and_reads_back_runs_with_their_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let t = ts("2026-11-21T13:05:01Z");
+    let done = RunId::generate(t, "acme/api", 42);
+    let died = RunId::generate(t, "acme/api", 43);
+    let events = [
+        Event::RunStarted {
+            repo: "acme/api".into(),
+            issue: 42,
+            branch: Some("loop/42-x".into()),
+        },
+        Event::StageStarted {
+            stage: "execute".into(),
+            runtime_id: "codex".into(),
+        },
+        Event::StageStarted {
+            stage: "evaluate".into(),
+            runtime_id: "claude_code".into(),
+        },
+        Event::RunFinished {
+            status: RunStatus::Succeeded,
+            reason: None,
+        },
+    ];
+    for (i, e) in events.iter().enumerate() {
+        store
+            .append(&done, t + Duration::from_secs(i as u64), e)
+            .unwrap();
+    }
+    store
+        .append(
+            &died,
+            t + Duration::from_secs(10),
+            &Event::RunStarted {
+                repo: "acme/api".into(),
+                issue: 43,
+                branch: None,
+            },
+        )
+        .unwrap();
+    let read = store.events(&done).unwrap();
+    assert_eq!(read.len(), 4);
+    assert!(read.windows(2).all(|w| w[0].seq < w[1].seq));
+    let typed: Vec<Event> = read.iter().filter_map(|e| e.event()).collect();
+    assert_eq!(typed, events);
+    assert_eq!(stage_runtimes(&typed).len(), 2);
+    let runs = store.runs(10).unwrap();
+    let listed: Vec<(&RunId, RunStatus)> = runs.iter().map(|r| (&r.run_id, r.status)).collect();
+    assert_eq!(
+        listed,
+        [
+            (&died, RunStatus::Interrupted),
+            (&done, RunStatus::Succeeded)
+        ]
+    );
+    assert_eq!(runs[1].issue, Some(42));
+    assert_eq!(store.runs(1).unwrap().len(), 1);
+    assert!(store.events(&id("nope")).unwrap().is_empty());
+}
+
+#[test]
+fn the_journal_refuses_updates_and_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    let store = SqliteLedger::open(&path).unwrap();
+    store
+        .append(
+            &id("r"),
+            ts("2026-11-21T10:00:00Z"),
+            &Event::Note {
+                message: "x".into(),
+            },
+        )
+        .unwrap();
+    drop(store);
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let update = raw
+        .execute("UPDATE journal_events SET payload = '{}'", [])
+        .unwrap_err();
+    assert!(update.to_string().contains("append-only"), "{update}");
+    let delete = raw.execute("DELETE FROM journal_events", []).unwrap_err();
+    assert!(delete.to_string().contains("append-only"), "{delete}");
+}
+
+#[test]
+fn open_creates_parent_directories_and_a_versioned_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a/b/c/state.sqlite");
+    drop(SqliteLedger::open(&path).unwrap());
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = raw
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let mode: String = raw
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    // Opening again (an up-to-date file) is fine.
+    drop(raw);
+    SqliteLedger::open(&path).unwrap();
+}
+
+fn file_bytes(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+fn siblings(path: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_database_from_a_newer_schema_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    let ledger = SqliteLedger::open(&path).unwrap();
+    reserved(
+        ledger
+            .reserve(&request("a", 1.0, "2026-11-21T10:00:00Z"))
+            .unwrap(),
+    );
+    drop(ledger);
+    {
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        // Back to a rollback journal, so that switching the file to WAL would change its header.
+        let mode: String = raw
+            .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "delete");
+        raw.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        raw.execute_batch("CREATE TABLE from_the_future (x INTEGER)")
+            .unwrap();
+    }
+    let before = file_bytes(&path);
+    let files = siblings(&path);
+    let err = SqliteLedger::open(&path).unwrap_err();
+    assert!(matches!(err, LedgerError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 1));
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("`{}`", path.display())),
+        "{message}"
+    );
+    assert!(message.contains("newer issueloop"), "{message}");
+    assert!(message.contains("upgrade"), "{message}");
+    assert_eq!(
+        file_bytes(&path),
+        before,
+        "the newer database was rewritten"
+    );
+    assert_eq!(siblings(&path), files);
+}
+
+#[test]
+fn a_file_that_is_not_sqlite_gives_a_clear_error_and_is_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    let garbage: Vec<u8> = (0..8192u32).map(|i| (i * 31 % 251) as u8).collect();
+    std::fs::write(&path, &garbage).unwrap();
+    let err = SqliteLedger::open(&path).unwrap_err();
+    assert!(matches!(err, LedgerError::Corrupt { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("`{}`", path.display())),
+        "{message}"
+    );
+    assert!(message.contains("left untouched"), "{message}");
+    assert_eq!(file_bytes(&path), garbage);
+    assert_eq!(siblings(&path), ["state.sqlite"]);
+}
+
+#[test]
+fn a_corrupt_sqlite_file_gives_a_clear_error_and_is_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    let ledger = SqliteLedger::open(&path).unwrap();
+    reserved(
+        ledger
+            .reserve(&request("a", 1.0, "2026-11-21T10:00:00Z"))
+            .unwrap(),
+    );
+    drop(ledger);
+    // Keep the 100-byte header (a valid SQLite file at first sight), scribble over the rest
+    // of page 1, where the catalogue of tables lives.
+    let mut bytes = file_bytes(&path);
+    for b in &mut bytes[100..4096] {
+        *b = 0xa5;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let err = SqliteLedger::open(&path).unwrap_err();
+    assert!(matches!(err, LedgerError::Corrupt { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains(&format!("`{}`", path.display())),
+        "{err}"
+    );
+    assert_eq!(file_bytes(&path), bytes);
+}
+
+#[test]
+fn another_applications_database_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    {
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('mine');")
+            .unwrap();
+    }
+    let before = file_bytes(&path);
+    let err = SqliteLedger::open(&path).unwrap_err();
+    assert!(matches!(err, LedgerError::NotOurs { .. }), "{err:?}");
+    assert!(err.to_string().contains("another application"), "{err}");
+    assert_eq!(file_bytes(&path), before);
+}
+
+#[test]
+fn error_messages_read_well() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    std::fs::write(
+        &path,
+        b"not a database at all, just text; long enough to have a header......",
+    )
+    .unwrap();
+    let err = SqliteLedger::open(&path).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "`{}` is not a readable issueloop state database (not a SQLite database); it was left \
+             untouched: restore it from a backup, or move it away and let issueloop start a new \
+             one (`[state] path` in the configuration chooses the file)",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn named_values_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    let ledger = issueloop_ledger::SqliteLedger::open(&path).unwrap();
+    assert_eq!(ledger.get_value("poll").unwrap(), None);
+    ledger.set_value("poll", "{\"a\":1}").unwrap();
+    ledger.set_value("poll", "{\"a\":2}").unwrap();
+    drop(ledger);
+    let ledger = issueloop_ledger::SqliteLedger::open(&path).unwrap();
+    assert_eq!(ledger.get_value("poll").unwrap().as_deref(), Some("{\"a\":2}"));
+}

@@ -1,0 +1,431 @@
+//! Running one agent: its own process group in the worktree, a scrubbed environment, stdout
+//! normalized as it streams (bounded memory), stderr drained concurrently into a bounded buffer,
+//! and the run's limits enforced live — the whole group is killed when the running cost passes
+//! the budget or the wall clock runs out (TERM, a grace period, then KILL), and when the run
+//! future is dropped.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use issueloop_config::Env;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+
+use crate::adapter::{BRIEF_FILE_VAR, BriefFile, Invocation, RunLimits, shell_words};
+use crate::agent_env::{agent_env, find_program};
+use crate::error::RuntimeError;
+use crate::normalize::{DEFAULT_LINE_LIMIT, Normalizer};
+use crate::outcome::{BackendOutcome, CostUpdate, KillReason};
+
+/// Bytes read from stdout at a time.
+const READ_CHUNK: usize = 64 << 10;
+
+/// What a caller may follow while the agent runs (for progress logs).
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunEvent {
+    Started { pid: u32 },
+    Cost(CostUpdate),
+    Killed(KillReason),
+}
+
+/// How supervision behaves; the defaults suit real harnesses.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Between TERM and KILL when issueloop stops an agent.
+    pub term_grace: Duration,
+    /// After the agent exits, how long its stdout may stay open (a background child holding it)
+    /// before the rest of its group is killed.
+    pub exit_drain: Duration,
+    /// Bytes of stderr kept (half head, half tail).
+    pub stderr_limit: usize,
+    /// Lines of stdout longer than this are dropped.
+    pub line_limit: usize,
+    /// Receives events as they happen; a full channel drops them rather than slow the reader.
+    pub events: Option<mpsc::Sender<RunEvent>>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            term_grace: Duration::from_secs(5),
+            exit_drain: Duration::from_secs(2),
+            stderr_limit: 32 << 10,
+            line_limit: DEFAULT_LINE_LIMIT,
+            events: None,
+        }
+    }
+}
+
+/// Run `invocation` in `worktree` under `limits`, with the environment built from `env`.
+pub async fn run(
+    invocation: &Invocation,
+    worktree: &Path,
+    limits: &RunLimits,
+    env: &Env,
+) -> Result<BackendOutcome, RuntimeError> {
+    run_with(invocation, worktree, limits, env, RunOptions::default()).await
+}
+
+/// [`run`] with explicit [`RunOptions`].
+pub async fn run_with(
+    inv: &Invocation,
+    worktree: &Path,
+    limits: &RunLimits,
+    env: &Env,
+    opts: RunOptions,
+) -> Result<BackendOutcome, RuntimeError> {
+    if !worktree.is_dir() {
+        return Err(RuntimeError::Worktree(worktree.to_owned()));
+    }
+    let program =
+        find_program(&inv.program, env, worktree).ok_or_else(|| RuntimeError::NotFound {
+            backend: inv.backend,
+            program: inv.program.clone(),
+            search_path: env.get("PATH").unwrap_or_default().to_owned(),
+        })?;
+    let mut scrubbed = agent_env(&inv.env_vars, env);
+    for w in &scrubbed.withheld {
+        tracing::debug!(backend = %inv.backend, "not passed to the agent: {w}");
+    }
+    // Kept alive until the run ends; removed on drop.
+    let _temporary_brief;
+    if let Some(brief_file) = &inv.brief_file {
+        let path = match brief_file {
+            BriefFile::Given(p) => p.clone(),
+            BriefFile::Temporary => {
+                let dir = PathBuf::from(env.get("TMPDIR").unwrap_or("/tmp"));
+                let file = write_temporary_brief(&dir, &inv.stdin)?;
+                let path = file.path().to_owned();
+                _temporary_brief = file;
+                path
+            }
+        };
+        if is_inside(&path, worktree) {
+            return Err(RuntimeError::BriefInWorktree {
+                path,
+                worktree: worktree.to_owned(),
+            });
+        }
+        scrubbed
+            .vars
+            .insert(BRIEF_FILE_VAR.into(), path.to_string_lossy().into_owned());
+    }
+
+    let argv_text = shell_words(&inv.argv());
+    let mut cmd = tokio::process::Command::new(&program);
+    cmd.args(&inv.args)
+        .current_dir(worktree)
+        .env_clear()
+        .envs(&scrubbed.vars)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        // Its own group, so a kill reaches every process it started.
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|source| RuntimeError::Spawn {
+        argv: argv_text.clone(),
+        worktree: worktree.to_owned(),
+        source,
+    })?;
+    let pid = child.id().unwrap_or(0);
+    let mut group = GroupGuard::new(pid);
+    tracing::info!(backend = %inv.backend, pid, argv = %argv_text, worktree = %worktree.display(), "agent started");
+    send(&opts.events, RunEvent::Started { pid });
+
+    let stdin_task = child.stdin.take().map(|mut stdin| {
+        let text = inv.stdin.clone();
+        tokio::spawn(async move {
+            // An agent that never reads its stdin is not an error.
+            let _ = stdin.write_all(text.as_bytes()).await;
+            let _ = stdin.shutdown().await;
+        })
+    });
+    let stderr_task = child
+        .stderr
+        .take()
+        .map(|s| tokio::spawn(read_head_tail(s, opts.stderr_limit)));
+    let mut stdout = child.stdout.take();
+
+    let mut normalizer =
+        Normalizer::new(inv.format, inv.pricing.clone()).with_line_limit(opts.line_limit);
+    let now = Instant::now();
+    // A limit too large to represent is no limit at all (30 years is as good).
+    let deadline = now
+        .checked_add(limits.wall_clock)
+        .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 24 * 3600));
+    // A budget that is not a number stops at the first cent (safe side).
+    let budget_usd = if limits.cost_usd.is_nan() {
+        0.0
+    } else {
+        limits.cost_usd
+    };
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut killed = None;
+    let mut status: Option<std::io::Result<std::process::ExitStatus>> = None;
+    let mut drain_deadline: Option<Instant> = None;
+
+    loop {
+        if stdout.is_none() && status.is_some() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            _ = sleep_until(deadline) => {
+                killed = Some(KillReason::WallClock);
+                break;
+            }
+            _ = sleep_until(drain_deadline.unwrap_or(deadline)), if drain_deadline.is_some() => {
+                tracing::debug!(pid, "the agent exited but its stdout stayed open; ending its group");
+                break;
+            }
+            read = read_some(&mut stdout, &mut buf) => match read {
+                Ok(0) => stdout = None,
+                Ok(n) => {
+                    if let Some(update) = normalizer.feed(&buf[..n]) {
+                        send(&opts.events, RunEvent::Cost(update));
+                        if update.cost_usd > budget_usd {
+                            tracing::warn!(
+                                pid,
+                                cost_usd = update.cost_usd,
+                                budget_usd,
+                                "the running cost passed the run budget; stopping the agent"
+                            );
+                            killed = Some(KillReason::Budget);
+                            break;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(pid, "reading the agent's stdout failed: {e}");
+                    stdout = None;
+                }
+            },
+            exit = child.wait(), if status.is_none() => {
+                status = Some(exit);
+                drain_deadline = Some(Instant::now() + opts.exit_drain);
+            }
+        }
+    }
+
+    if let Some(reason) = killed {
+        if reason == KillReason::WallClock {
+            tracing::warn!(pid, limit = ?limits.wall_clock, "the wall-clock limit passed; stopping the agent");
+        }
+        send(&opts.events, RunEvent::Killed(reason));
+        group.signal(libc::SIGTERM);
+        // Within the grace period, keep reading: a harness may still report what it spent.
+        let grace_end = Instant::now() + opts.term_grace;
+        while stdout.is_some() || status.is_none() {
+            tokio::select! {
+                biased;
+                _ = sleep_until(grace_end) => break,
+                read = read_some(&mut stdout, &mut buf) => match read {
+                    Ok(0) | Err(_) => stdout = None,
+                    Ok(n) => {
+                        if let Some(update) = normalizer.feed(&buf[..n]) {
+                            send(&opts.events, RunEvent::Cost(update));
+                        }
+                    }
+                },
+                exit = child.wait(), if status.is_none() => status = Some(exit),
+            }
+        }
+    }
+    // Whatever is left of the group (children of a finished agent included) goes now.
+    group.kill_and_disarm();
+    if status.is_none() {
+        status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .ok();
+    }
+    drop(stdout);
+    if let Some(t) = stdin_task {
+        t.abort();
+    }
+    let stderr = match stderr_task {
+        Some(task) => {
+            let abort = task.abort_handle();
+            match tokio::time::timeout(Duration::from_secs(1), task).await {
+                Ok(Ok(text)) => text,
+                _ => {
+                    abort.abort();
+                    String::new()
+                }
+            }
+        }
+        None => String::new(),
+    };
+    normalizer.set_stderr(stderr);
+    let exit_code = match &status {
+        Some(Ok(s)) => s.code(),
+        _ => None,
+    };
+    let outcome = normalizer.finish(exit_code, killed);
+    for w in outcome.warnings.iter().take(8) {
+        tracing::warn!(backend = %inv.backend, "{w}");
+    }
+    tracing::info!(
+        backend = %inv.backend,
+        status = %outcome.status,
+        cost_usd = outcome.cost_usd,
+        cost_source = %outcome.cost_source,
+        exit_code = ?outcome.exit_code,
+        "agent finished"
+    );
+    Ok(outcome)
+}
+
+fn send(events: &Option<mpsc::Sender<RunEvent>>, event: RunEvent) {
+    if let Some(tx) = events {
+        let _ = tx.try_send(event);
+    }
+}
+
+/// Read from `stdout` if it is still open; pending forever once it is closed.
+async fn read_some<R: AsyncRead + Unpin>(
+    stdout: &mut Option<R>,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    match stdout {
+        Some(s) => s.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Drain a stream to its end, keeping its first and last `limit / 2` bytes.
+async fn read_head_tail<R: AsyncRead + Unpin>(mut r: R, limit: usize) -> String {
+    let half = (limit / 2).max(1);
+    let mut head: Vec<u8> = Vec::new();
+    let mut tail: std::collections::VecDeque<u8> = std::collections::VecDeque::new();
+    let mut dropped: u64 = 0;
+    let mut buf = vec![0u8; 8 << 10];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let mut chunk = &buf[..n];
+                if head.len() < half {
+                    let take = (half - head.len()).min(chunk.len());
+                    head.extend_from_slice(&chunk[..take]);
+                    chunk = &chunk[take..];
+                }
+                for &b in chunk {
+                    if tail.len() == half {
+                        tail.pop_front();
+                        dropped += 1;
+                    }
+                    tail.push_back(b);
+                }
+            }
+        }
+    }
+    let mut out = String::from_utf8_lossy(&head).into_owned();
+    if dropped > 0 {
+        out.push_str(&format!("\n… ({dropped} bytes omitted) …\n"));
+    }
+    out.push_str(&String::from_utf8_lossy(&Vec::from(tail)));
+    out
+}
+
+fn write_temporary_brief(dir: &Path, text: &str) -> Result<tempfile::NamedTempFile, RuntimeError> {
+    use std::io::Write;
+    let err = |source| RuntimeError::BriefFile {
+        dir: dir.to_owned(),
+        source,
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix("issueloop-brief-")
+        .suffix(".md")
+        .tempfile_in(dir)
+        .map_err(err)?;
+    file.write_all(text.as_bytes()).map_err(err)?;
+    file.flush().map_err(err)?;
+    Ok(file)
+}
+
+/// Whether `path` lies inside `dir` (both made absolute as far as they exist).
+fn is_inside(path: &Path, dir: &Path) -> bool {
+    let canon = |p: &Path| {
+        std::fs::canonicalize(p).unwrap_or_else(|_| match (p.parent(), p.file_name()) {
+            (Some(parent), Some(name)) => std::fs::canonicalize(parent)
+                .map(|c| c.join(name))
+                .unwrap_or_else(|_| p.to_owned()),
+            _ => p.to_owned(),
+        })
+    };
+    canon(path).starts_with(canon(dir))
+}
+
+/// Kills the agent's process group when dropped (a cancelled run leaves nothing behind).
+struct GroupGuard {
+    pgid: libc::pid_t,
+    armed: bool,
+}
+
+impl GroupGuard {
+    fn new(pid: u32) -> Self {
+        let pgid = libc::pid_t::try_from(pid).unwrap_or(0);
+        GroupGuard {
+            pgid,
+            // Never signal group 0 (our own) or 1.
+            armed: pgid > 1,
+        }
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        if self.armed {
+            // SAFETY: killpg only sends a signal; `pgid` is the group our child leads (> 1).
+            unsafe {
+                libc::killpg(self.pgid, sig);
+            }
+        }
+    }
+
+    fn kill_and_disarm(&mut self) {
+        self.signal(libc::SIGKILL);
+        self.armed = false;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.signal(libc::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pipeline spawns runs on a multi-threaded runtime.
+    #[allow(dead_code)]
+    fn run_future_is_send(inv: &Invocation, wt: &Path, limits: &RunLimits, env: &Env) {
+        fn is_send<T: Send>(_: T) {}
+        is_send(run(inv, wt, limits, env));
+    }
+
+    #[tokio::test]
+    async fn stderr_keeps_head_and_tail() {
+        let data: Vec<u8> = (0..10_000u32)
+            .flat_map(|i| format!("{i}\n").into_bytes())
+            .collect();
+        let text = read_head_tail(&data[..], 64).await;
+        assert!(text.starts_with("0\n1\n2\n"), "{text}");
+        assert!(text.ends_with("9998\n9999\n"), "{text}");
+        assert!(text.contains("bytes omitted"));
+        assert!(text.len() < 120);
+        let short = read_head_tail(&b"oops\n"[..], 64).await;
+        assert_eq!(short, "oops\n");
+    }
+
+    #[test]
+    fn inside_is_checked_on_resolved_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let wt = dir.path().join("wt");
+        std::fs::create_dir(&wt).unwrap();
+        assert!(is_inside(&wt.join("brief.md"), &wt));
+        assert!(!is_inside(&dir.path().join("brief.md"), &wt));
+    }
+}

@@ -1,0 +1,97 @@
+//! Hermetic git: libgit2 reads no global, XDG or system configuration and gets network
+//! timeouts; the git command line, where it is used (benchmarks, tests), runs without inherited
+//! repository variables or user configuration.
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use git2::ConfigLevel;
+
+use crate::error::WorkspaceError;
+
+/// How long libgit2 waits to connect to a server, and for any read or write on the connection.
+const SERVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const SERVER_IO_TIMEOUT: Duration = Duration::from_secs(120);
+
+static INIT: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// Make libgit2 hermetic for this process: configuration is read from the repository alone
+/// (a user's `~/.gitconfig` with `core.autocrlf`, `core.excludesFile`, `url.*.insteadOf` or
+/// `http.*` settings must not change what a run sees or where it pushes), and every network
+/// operation has a timeout. Runs once; every entry point of this crate calls it first.
+pub fn init() -> Result<(), WorkspaceError> {
+    INIT.get_or_init(|| {
+        let empty = OsStr::new("");
+        for level in [
+            ConfigLevel::System,
+            ConfigLevel::XDG,
+            ConfigLevel::Global,
+            ConfigLevel::ProgramData,
+        ] {
+            // SAFETY: libgit2's global options are process-wide and not synchronized; this
+            // runs once under the `OnceLock`, and the crate opens no repository before it.
+            unsafe { git2::opts::set_search_path(level, empty) }
+                .map_err(|e| format!("cannot clear the git {level:?} configuration path: {e}"))?;
+        }
+        // Like git, trust objects read back from the repository's own store instead of
+        // re-hashing every blob on read (a checkout of 20,000 files spends much of its time
+        // there). Objects received from a remote are still checked when indexed.
+        git2::opts::strict_hash_verification(false);
+        // SAFETY: as above, once, before any network operation of this crate.
+        unsafe {
+            git2::opts::set_server_connect_timeout_in_milliseconds(millis(SERVER_CONNECT_TIMEOUT))
+                .and_then(|()| {
+                    git2::opts::set_server_timeout_in_milliseconds(millis(SERVER_IO_TIMEOUT))
+                })
+        }
+        .map_err(|e| format!("cannot set git network timeouts: {e}"))
+    })
+    .clone()
+    .map_err(|message| WorkspaceError::Git {
+        op: "setting up libgit2".into(),
+        source: git2::Error::from_str(&message),
+    })
+}
+
+fn millis(d: Duration) -> i32 {
+    i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
+}
+
+/// Variables through which an inherited environment would point git at another repository,
+/// index or configuration.
+pub const GIT_ENV_VARS: &[&str] = &[
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_COMMON_DIR",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_NAMESPACE",
+    "GIT_CEILING_DIRECTORIES",
+    "GIT_DISCOVERY_ACROSS_FILESYSTEM",
+    "GIT_CONFIG",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_CONFIG_COUNT",
+];
+
+/// A `git` command running in `dir`, hermetic like the library: inherited repository variables
+/// removed, no global or system configuration, no prompts. For benchmarks and tests that
+/// compare with or set up through the git command line.
+pub fn git_command(dir: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    for var in GIT_ENV_VARS {
+        cmd.env_remove(var);
+    }
+    // The user's and the machine's configuration must not change behaviour.
+    cmd.env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        // Never wait for a password on a terminal.
+        .env("GIT_TERMINAL_PROMPT", "0")
+        // Stable, untranslated messages.
+        .env("LC_ALL", "C")
+        .current_dir(dir);
+    cmd
+}

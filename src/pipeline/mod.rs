@@ -1,0 +1,459 @@
+//! One tick, DESIGN.md §1 from candidates to report. This module only sequences: every
+//! decision is made by a pure function of another part (triage's selection, the budget
+//! derivation, gate preparation, the diff policy) and recorded with its reason.
+//!
+//! Order within a tick: expire stale reservations → clean stale worktrees → list candidates
+//! per repository → select → derive and reserve budgets **in selection order** (so the daily cap
+//! decides deterministically which issue runs) → run the reserved issues, at most
+//! `max_concurrent_runs` at once → report.
+
+mod outcome;
+mod run;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use issueloop_config::{Config, Env, RepoName};
+use issueloop_forge::{Forge, PollState, RepoInfo};
+use issueloop_ledger::{
+    BudgetDecision, Event, Journal, Ledger, ReserveOutcome, ReserveRequest, RunId, RunStatus as JournalStatus,
+    SqliteLedger, Usd, derive, utc_day,
+};
+use issueloop_triage::{CandidateFacts, Selected};
+use issueloop_workspace::Workspace;
+use jiff::Timestamp;
+
+use crate::report::{LedgerSummary, RunStatus, RunSummary, TickReport};
+use crate::service::ShutdownSignal;
+
+pub use outcome::{Reason, RunFailure, agent_failure};
+
+/// Key of the forge's poll state in the state store.
+const POLL_STATE_KEY: &str = "forge.poll_state";
+
+/// Everything a tick works with, opened once per process.
+pub struct Pipeline {
+    pub config: Arc<Config>,
+    pub env: Env,
+    pub forge: Arc<dyn Forge>,
+    pub store: Arc<SqliteLedger>,
+    pub workspace: Workspace,
+}
+
+/// Which issue(s) a tick may take.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IssueFilter {
+    pub repo: Option<RepoName>,
+    pub number: u64,
+}
+
+impl std::str::FromStr for IssueFilter {
+    type Err = String;
+
+    /// `42`, `#42` or `owner/name#42`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (repo, number) = match s.rsplit_once('#') {
+            Some((repo, n)) if !repo.is_empty() => (Some(repo.parse::<RepoName>()?), n),
+            Some((_, n)) => (None, n),
+            None => (None, s),
+        };
+        let number = number
+            .parse()
+            .map_err(|_| format!("`{s}` is not an issue; write `42` or `owner/name#42`"))?;
+        Ok(IssueFilter { repo, number })
+    }
+}
+
+impl IssueFilter {
+    fn matches(&self, repo: &RepoName, number: u64) -> bool {
+        self.number == number && self.repo.as_ref().is_none_or(|r| r == repo)
+    }
+}
+
+/// How one tick runs.
+#[derive(Clone, Debug)]
+pub struct TickOptions {
+    /// Read everything, write nothing (no labels, refs, PRs, comments, ledger entries, journal).
+    pub dry_run: bool,
+    pub only: Option<IssueFilter>,
+    pub shutdown: ShutdownSignal,
+}
+
+/// The tick itself could not run (as opposed to one issue's run failing, which is a designed
+/// outcome recorded in the report).
+#[derive(Debug, thiserror::Error)]
+pub enum TickError {
+    #[error("the state store failed: {0}")]
+    State(#[from] issueloop_ledger::LedgerError),
+}
+
+impl Pipeline {
+    /// One tick. Per-issue failures never stop the other issues; an error here means the tick
+    /// could not look at its work at all.
+    pub async fn tick(&self, opts: &TickOptions) -> Result<TickReport, TickError> {
+        let started = std::time::Instant::now();
+        let started_at = Timestamp::now();
+        let mut report = TickReport {
+            started_at,
+            duration: Default::default(),
+            dry_run: opts.dry_run,
+            runs: Vec::new(),
+            ledger: LedgerSummary {
+                day: utc_day(started_at),
+                cap_usd: self.config.budget.daily_cap_usd,
+                spent_usd: 0.0,
+                reserved_usd: 0.0,
+                remaining_usd: 0.0,
+            },
+            would: Vec::new(),
+            errors: Vec::new(),
+        };
+        let requests_before = self.forge.stats();
+
+        if !opts.dry_run {
+            self.expire_reservations(started_at)?;
+            match self.workspace.cleanup_stale() {
+                Ok(r) => tracing::debug!(?r, "stale worktrees checked"),
+                Err(e) => report.errors.push(format!("cleaning stale worktrees: {e}")),
+            }
+        }
+
+        let mut poll = self.load_poll_state();
+        let candidates = self.candidates(&mut poll, opts, &mut report).await;
+        if !opts.dry_run {
+            self.save_poll_state(&poll, &mut report);
+        }
+
+        let selection = issueloop_triage::select(
+            &candidates,
+            &self.config.labels,
+            started_at,
+            |f| issueloop_triage::claim_stale_after(&self.config.budget, &self.config.labels, f),
+            self.config.service.max_concurrent_runs as usize,
+        );
+        tracing::info!(
+            candidates = candidates.len(),
+            selected = selection.selected.len(),
+            skipped = selection.skipped.len(),
+            "selection made"
+        );
+        for skipped in &selection.skipped {
+            self.report_triage_skip(skipped, &candidates, opts, &mut report).await;
+        }
+
+        let mut repo_infos: BTreeMap<RepoName, RepoInfo> = BTreeMap::new();
+        let mut reserved = Vec::new();
+        for selected in &selection.selected {
+            let Some(facts) = candidates
+                .iter()
+                .find(|c| c.issue.repo == selected.repo && c.issue.number == selected.number)
+            else {
+                continue;
+            };
+            if opts.shutdown.is_stopping() {
+                report.runs.push(skip_row(facts, "shutting_down", "the service is stopping", None));
+                continue;
+            }
+            let info = match repo_infos.get(&selected.repo) {
+                Some(i) => i.clone(),
+                None => match self.forge.repo_info(&selected.repo).await {
+                    Ok(i) => {
+                        repo_infos.insert(selected.repo.clone(), i.clone());
+                        i
+                    }
+                    Err(e) => {
+                        report.errors.push(format!("`{}`: {e}", selected.repo));
+                        continue;
+                    }
+                },
+            };
+            if let Some(item) = self.reserve(selected, facts, info, opts, &mut report)? {
+                reserved.push(item);
+            }
+        }
+
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(
+            self.config.service.max_concurrent_runs.max(1) as usize,
+        ));
+        let mut runs = Vec::new();
+        for item in reserved {
+            let permit = semaphore.clone();
+            let shutdown = opts.shutdown.clone();
+            runs.push(async move {
+                let _permit = permit.acquire_owned().await;
+                self.run_issue(item, shutdown).await
+            });
+        }
+        let finished = futures_util::future::join_all(runs).await;
+        report.runs.extend(finished);
+        // One row per issue, in a stable order a person can scan.
+        report.runs.sort_by(|a, b| (&a.repo, a.issue).cmp(&(&b.repo, b.issue)));
+
+        let now = Timestamp::now();
+        let usage = self.store.day_usage(utc_day(now))?;
+        let cap = Usd::from_dollars(self.config.budget.daily_cap_usd);
+        report.ledger = LedgerSummary {
+            day: usage.day,
+            cap_usd: cap.dollars(),
+            spent_usd: usage.spent.dollars(),
+            reserved_usd: usage.reserved.dollars(),
+            remaining_usd: usage.left(cap).dollars(),
+        };
+        let requests = self.forge.stats().since(&requests_before);
+        tracing::info!(requests = requests.billable(), "forge requests this tick");
+        report.duration = started.elapsed();
+        Ok(report)
+    }
+
+    fn expire_reservations(&self, now: Timestamp) -> Result<(), TickError> {
+        for expired in self.store.expire(now)? {
+            tracing::warn!(
+                run = %expired.run_id,
+                "a reservation was never settled (its process died); charged in full: {expired:?}"
+            );
+            let _ = self.store.append(
+                &expired.run_id,
+                now,
+                &Event::Note {
+                    message: "reservation expired unsettled; charged at its full amount".into(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn load_poll_state(&self) -> PollState {
+        match self.store.get_value(POLL_STATE_KEY) {
+            Ok(Some(text)) => PollState::from_json(&text).unwrap_or_else(|e| {
+                tracing::warn!("the stored poll state is unreadable ({e}); polling from scratch");
+                PollState::default()
+            }),
+            Ok(None) => PollState::default(),
+            Err(e) => {
+                tracing::warn!("cannot read the stored poll state ({e}); polling from scratch");
+                PollState::default()
+            }
+        }
+    }
+
+    fn save_poll_state(&self, poll: &PollState, report: &mut TickReport) {
+        if let Err(e) = self.store.set_value(POLL_STATE_KEY, &poll.to_json()) {
+            report.errors.push(format!("saving the poll state: {e}"));
+        }
+    }
+
+    async fn candidates(
+        &self,
+        poll: &mut PollState,
+        opts: &TickOptions,
+        report: &mut TickReport,
+    ) -> Vec<CandidateFacts> {
+        let mut all = Vec::new();
+        for repo in &self.config.repos {
+            if opts.only.as_ref().is_some_and(|f| f.repo.as_ref().is_some_and(|r| r != repo)) {
+                continue;
+            }
+            match self.forge.candidates(repo, poll.repo_mut(repo)).await {
+                Ok(found) => {
+                    tracing::info!(repo = %repo, candidates = found.len(), "candidates listed");
+                    all.extend(found.into_iter().filter(|c| {
+                        opts.only
+                            .as_ref()
+                            .is_none_or(|f| f.matches(&c.issue.repo, c.issue.number))
+                    }));
+                }
+                Err(e) => {
+                    tracing::error!(repo = %repo, "listing candidates failed: {e}");
+                    report.errors.push(format!("`{repo}`: {e}"));
+                }
+            }
+        }
+        all
+    }
+
+    async fn report_triage_skip(
+        &self,
+        skipped: &issueloop_triage::Skipped,
+        candidates: &[CandidateFacts],
+        opts: &TickOptions,
+        report: &mut TickReport,
+    ) {
+        let Some(facts) = candidates
+            .iter()
+            .find(|c| c.issue.repo == skipped.repo && c.issue.number == skipped.number)
+        else {
+            return;
+        };
+        tracing::info!(
+            repo = %skipped.repo,
+            issue = skipped.number,
+            reason = skipped.reason.id(),
+            "skipped: {}",
+            skipped.detail
+        );
+        if let Some(distrust) = skipped.distrust.as_ref().filter(|d| d.say_so_in_comment) {
+            let body = issueloop_triage::trust_comment(skipped.number, distrust);
+            let marker = issueloop_triage::trust_comment_marker(skipped.number);
+            if opts.dry_run {
+                report.would.push(format!(
+                    "would comment on {}#{} that the body was edited after labelling",
+                    skipped.repo, skipped.number
+                ));
+            } else if let Err(e) = self
+                .forge
+                .upsert_comment(&skipped.repo, skipped.number, &marker, &body)
+                .await
+            {
+                report.errors.push(format!("{}#{}: {e}", skipped.repo, skipped.number));
+            }
+        }
+        report.runs.push(skip_row(facts, skipped.reason.id(), &skipped.detail, None));
+    }
+
+    /// Derive the run's budget from what is left today and reserve it, or record the skip.
+    fn reserve(
+        &self,
+        selected: &Selected,
+        facts: &CandidateFacts,
+        repo_info: RepoInfo,
+        opts: &TickOptions,
+        report: &mut TickReport,
+    ) -> Result<Option<run::Reserved>, TickError> {
+        let now = Timestamp::now();
+        let usage = self.store.day_usage(utc_day(now))?;
+        let decision = derive(&selected.trusted_labels, &self.config.budget, &usage);
+        tracing::info!(
+            repo = %selected.repo,
+            issue = selected.number,
+            "budget: {}",
+            decision.explanation()
+        );
+        let (budget, explanation) = match &decision {
+            BudgetDecision::Skip { reason, explanation } => {
+                if !opts.dry_run {
+                    let run_id = RunId::generate(now, &selected.repo.full(), selected.number);
+                    self.journal_all(
+                        &run_id,
+                        now,
+                        &[
+                            Event::RunStarted {
+                                repo: selected.repo.full(),
+                                issue: selected.number,
+                                branch: None,
+                            },
+                            Event::BudgetDecided {
+                                decision: decision.to_json(),
+                            },
+                            Event::RunFinished {
+                                status: JournalStatus::Skipped,
+                                reason: Some(reason.id().to_owned()),
+                            },
+                        ],
+                    );
+                }
+                report.runs.push(skip_row(facts, reason.id(), "", Some(explanation.clone())));
+                return Ok(None);
+            }
+            BudgetDecision::Run {
+                budget, explanation, ..
+            } => (budget.clone(), explanation.clone()),
+        };
+        if opts.dry_run {
+            report.would.push(format!(
+                "would reserve ${:.2} and run `{}` on {}#{} ({explanation})",
+                budget.cost_usd,
+                self.config.runtime_profile.resolve(issueloop_config::Stage::Execute),
+                selected.repo,
+                selected.number
+            ));
+            let mut row = skip_row(facts, "dry_run", "dry run: nothing was written", Some(explanation));
+            row.budget_usd = budget.cost_usd;
+            report.runs.push(row);
+            return Ok(None);
+        }
+        let run_id = RunId::generate(now, &selected.repo.full(), selected.number);
+        let request = ReserveRequest::new(
+            run_id.clone(),
+            selected.repo.full(),
+            selected.number,
+            &budget,
+            &self.config.budget,
+            now,
+        );
+        let branch = issueloop_workspace::branch_name(
+            &self.config.git.branch_prefix,
+            selected.number,
+            &facts.issue.title,
+        );
+        self.journal_all(
+            &run_id,
+            now,
+            &[
+                Event::RunStarted {
+                    repo: selected.repo.full(),
+                    issue: selected.number,
+                    branch: Some(branch.clone()),
+                },
+                Event::BudgetDecided {
+                    decision: decision.to_json(),
+                },
+            ],
+        );
+        match self.store.reserve(&request)? {
+            ReserveOutcome::Reserved(_) => {
+                crate::failpoint::hit(&self.env, "after_reserve");
+                Ok(Some(run::Reserved {
+                    run_id,
+                    facts: facts.clone(),
+                    selected: selected.clone(),
+                    budget,
+                    explanation,
+                    branch,
+                    repo_info,
+                }))
+            }
+            ReserveOutcome::Refused { reason, .. } => {
+                self.journal_all(
+                    &run_id,
+                    now,
+                    &[Event::RunFinished {
+                        status: JournalStatus::Skipped,
+                        reason: Some(reason.id().to_owned()),
+                    }],
+                );
+                report.runs.push(skip_row(
+                    facts,
+                    reason.id(),
+                    "another run reserved what was left of today's budget first",
+                    Some(explanation),
+                ));
+                Ok(None)
+            }
+        }
+    }
+
+    /// Journal events; a journal write that fails is logged, never allowed to stop a run that
+    /// is spending money (the ledger, not the journal, guards the money).
+    fn journal_all(&self, run_id: &RunId, at: Timestamp, events: &[Event]) {
+        for event in events {
+            if let Err(e) = self.store.append(run_id, at, event) {
+                tracing::error!(run = %run_id, "cannot write to the journal: {e}");
+            }
+        }
+    }
+}
+
+fn skip_row(facts: &CandidateFacts, reason: &str, detail: &str, explanation: Option<String>) -> RunSummary {
+    RunSummary {
+        repo: facts.issue.repo.full(),
+        issue: facts.issue.number,
+        title: facts.issue.title.clone(),
+        status: RunStatus::Skipped,
+        reason: Some(reason.to_owned()),
+        detail: Some(detail.to_owned()).filter(|d| !d.is_empty()),
+        budget_usd: 0.0,
+        cost_usd: 0.0,
+        pr: None,
+        budget_explanation: explanation,
+    }
+}
