@@ -7,17 +7,38 @@ use std::path::{Path, PathBuf};
 /// The demo's files, relative to `examples/demo/`.
 const ASSETS: &[(&str, &str)] = &[
     ("agent.py", include_str!("../examples/demo/agent.py")),
-    ("issueloop.toml", include_str!("../examples/demo/issueloop.toml")),
+    (
+        "issueloop.toml",
+        include_str!("../examples/demo/issueloop.toml"),
+    ),
 ];
 
 /// The project that becomes the remote repository, relative to `examples/demo/project/`.
 const PROJECT: &[(&str, &str)] = &[
-    (".github/workflows/ci.yml", include_str!("../examples/demo/project/.github/workflows/ci.yml")),
-    (".gitignore", include_str!("../examples/demo/project/.gitignore")),
-    ("pyproject.toml", include_str!("../examples/demo/project/pyproject.toml")),
-    ("src/textkit/__init__.py", include_str!("../examples/demo/project/src/textkit/__init__.py")),
-    ("src/textkit/words.py", include_str!("../examples/demo/project/src/textkit/words.py")),
-    ("tests/test_words.py", include_str!("../examples/demo/project/tests/test_words.py")),
+    (
+        ".github/workflows/ci.yml",
+        include_str!("../examples/demo/project/.github/workflows/ci.yml"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../examples/demo/project/.gitignore"),
+    ),
+    (
+        "pyproject.toml",
+        include_str!("../examples/demo/project/pyproject.toml"),
+    ),
+    (
+        "src/textkit/__init__.py",
+        include_str!("../examples/demo/project/src/textkit/__init__.py"),
+    ),
+    (
+        "src/textkit/words.py",
+        include_str!("../examples/demo/project/src/textkit/words.py"),
+    ),
+    (
+        "tests/test_words.py",
+        include_str!("../examples/demo/project/tests/test_words.py"),
+    ),
     ("uv.lock", include_str!("../examples/demo/project/uv.lock")),
 ];
 
@@ -114,7 +135,11 @@ pub fn build_sandbox(dir: &Path, uv_available: bool) -> Result<Sandbox, DemoErro
         text.push_str(&format!("created_at = \"{created}\"\n"));
         text.push_str(&format!(
             "labels = [{}]\n",
-            labels.iter().map(|l| toml_string(l)).collect::<Vec<_>>().join(", ")
+            labels
+                .iter()
+                .map(|l| toml_string(l))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
         for label in &labels {
             text.push_str(&format!(
@@ -187,7 +212,14 @@ fn seed_repository(path: &Path) -> Result<(), DemoError> {
     }
     let tree = repo.find_tree(index.write_tree()?)?;
     let who = git2::Signature::now("textkit maintainers", "maintainers@textkit.invalid")?;
-    repo.commit(Some("HEAD"), &who, &who, "textkit: words helpers", &tree, &[])?;
+    repo.commit(
+        Some("HEAD"),
+        &who,
+        &who,
+        "textkit: words helpers",
+        &tree,
+        &[],
+    )?;
     Ok(())
 }
 
@@ -209,7 +241,8 @@ mod tests {
     #[test]
     fn every_demo_issue_parses() {
         for (i, source) in ISSUES.iter().enumerate() {
-            let (title, labels, body) = parse_issue(source).unwrap_or_else(|| panic!("issue {}", i + 1));
+            let (title, labels, body) =
+                parse_issue(source).unwrap_or_else(|| panic!("issue {}", i + 1));
             assert!(!title.is_empty());
             assert_eq!(labels, ["loop:approved"]);
             assert!(body.contains("## Acceptance"));
@@ -222,7 +255,10 @@ mod tests {
         let sandbox = build_sandbox(dir.path(), false).unwrap();
         let config = issueloop_config::load_file(&sandbox.config).unwrap();
         assert_eq!(config.repos[0].full(), DEMO_REPO);
-        assert!(config.gates.repos.values().next().is_some(), "fallback gate without uv");
+        assert!(
+            config.gates.repos.values().next().is_some(),
+            "fallback gate without uv"
+        );
         let repo = git2::Repository::open(&sandbox.remote).unwrap();
         assert!(repo.find_branch("main", git2::BranchType::Local).is_ok());
         assert!(sandbox.forge.join("demo/textkit/issues/3.md").exists());

@@ -9,8 +9,8 @@ pub mod brief;
 pub mod cli;
 pub mod demo;
 pub mod failpoint;
-pub mod pipeline;
 pub mod metrics;
+pub mod pipeline;
 pub mod report;
 pub mod service;
 

@@ -7,7 +7,9 @@ use assert_cmd::Command;
 
 fn issueloop() -> Command {
     let mut cmd = Command::cargo_bin("issueloop").unwrap();
-    cmd.env_remove("ISSUELOOP_CONFIG").env_remove("RUST_LOG").env_remove("GITHUB_ACTIONS");
+    cmd.env_remove("ISSUELOOP_CONFIG")
+        .env_remove("RUST_LOG")
+        .env_remove("GITHUB_ACTIONS");
     cmd
 }
 
@@ -22,7 +24,12 @@ fn example_config_resolves_with_the_stage_table() {
         .arg(root().join("examples/issueloop.toml"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     for line in [
         "interview    claude_code    runtime_profile.default",
@@ -32,7 +39,10 @@ fn example_config_resolves_with_the_stage_table() {
     ] {
         assert!(stdout.contains(line), "missing `{line}` in:\n{stdout}");
     }
-    assert!(stdout.contains("policy files builtin:policies/default.toml"), "{stdout}");
+    assert!(
+        stdout.contains("policy files builtin:policies/default.toml"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -68,18 +78,34 @@ fn every_invalid_fixture_exits_2_with_key_and_line() {
                 .find_map(|l| l.strip_prefix(&format!("# expect-{name}:")))
                 .map(|v| v.trim().to_owned())
         };
-        let out = issueloop().args(["config", "check", "--config"]).arg(&f).output().unwrap();
+        let out = issueloop()
+            .args(["config", "check", "--config"])
+            .arg(&f)
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{}: {stderr}", f.display());
         assert!(!stderr.contains("panicked"), "{}: {stderr}", f.display());
         if let Some(key) = header("key").filter(|k| !k.is_empty()) {
-            assert!(stderr.contains(&format!("`{key}`")), "{}: key `{key}` not in {stderr}", f.display());
+            assert!(
+                stderr.contains(&format!("`{key}`")),
+                "{}: key `{key}` not in {stderr}",
+                f.display()
+            );
         }
         if let Some(line) = header("line") {
-            assert!(stderr.contains(&format!(":{line}:")), "{}: line {line} not in {stderr}", f.display());
+            assert!(
+                stderr.contains(&format!(":{line}:")),
+                "{}: line {line} not in {stderr}",
+                f.display()
+            );
         }
         if let Some(hint) = header("hint") {
-            assert!(stderr.contains(&hint), "{}: hint `{hint}` not in {stderr}", f.display());
+            assert!(
+                stderr.contains(&hint),
+                "{}: hint `{hint}` not in {stderr}",
+                f.display()
+            );
         }
     }
 }
@@ -87,7 +113,11 @@ fn every_invalid_fixture_exits_2_with_key_and_line() {
 #[test]
 fn json_errors_carry_key_line_and_hint() {
     let f = root().join("crates/config/tests/fixtures/five_defects.toml");
-    let out = issueloop().args(["config", "check", "--json", "--config"]).arg(&f).output().unwrap();
+    let out = issueloop()
+        .args(["config", "check", "--json", "--config"])
+        .arg(&f)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let errors = v["error"]["errors"].as_array().unwrap();
@@ -111,12 +141,19 @@ fn file_level_problems_are_one_line_with_a_hint() {
         (&binary, "not valid UTF-8"),
     ];
     for (path, what) in cases {
-        let out = issueloop().args(["config", "check", "--config"]).arg(path).output().unwrap();
+        let out = issueloop()
+            .args(["config", "check", "--config"])
+            .arg(path)
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         let lines: Vec<&str> = stderr.lines().collect();
         assert_eq!(lines.len(), 2, "one error line and one hint line: {stderr}");
-        assert!(lines[0].starts_with("error: ") && lines[0].contains(what), "{stderr}");
+        assert!(
+            lines[0].starts_with("error: ") && lines[0].contains(what),
+            "{stderr}"
+        );
         assert!(lines[1].trim_start().starts_with("hint: "), "{stderr}");
     }
 }

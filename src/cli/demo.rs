@@ -41,13 +41,25 @@ pub fn run(args: DemoArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
     let sandbox = crate::demo::build_sandbox(&dir, uv)
         .map_err(|e| CliError::failed("demo", e.to_string()))?;
     outln!("issueloop demo: sandbox in `{}`", sandbox.dir.display());
-    outln!("  a local forge with 3 issues labelled `loop:approved` in `{}`", sandbox.forge.display());
-    outln!("  the repository `demo/textkit` in `{}`", sandbox.remote.display());
-    outln!("  a stand-in agent (`agent.py`) through the `command` backend; $1.00 daily cap, $0.50 per run");
+    outln!(
+        "  a local forge with 3 issues labelled `loop:approved` in `{}`",
+        sandbox.forge.display()
+    );
+    outln!(
+        "  the repository `demo/textkit` in `{}`",
+        sandbox.remote.display()
+    );
+    outln!(
+        "  a stand-in agent (`agent.py`) through the `command` backend; $1.00 daily cap, $0.50 per run"
+    );
     if sandbox.without_uv {
-        outln!("  `uv` is not installed: the gate byte-compiles the code (`python3 -m compileall`) instead of running pytest");
+        outln!(
+            "  `uv` is not installed: the gate byte-compiles the code (`python3 -m compileall`) instead of running pytest"
+        );
     } else {
-        outln!("  gates run for real: `uv run --locked --group dev pytest` (the first run downloads pytest)");
+        outln!(
+            "  gates run for real: `uv run --locked --group dev pytest` (the first run downloads pytest)"
+        );
     }
     outln!();
 
@@ -61,8 +73,14 @@ pub fn run(args: DemoArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
     let cfg = sandbox.config.display();
     outln!();
     outln!("where to look:");
-    outln!("  issues, comments and the PR record: `{}`", sandbox.forge.join(crate::demo::DEMO_REPO).display());
-    outln!("  the pushed branch:                  git -C {} log --all --oneline", sandbox.remote.display());
+    outln!(
+        "  issues, comments and the PR record: `{}`",
+        sandbox.forge.join(crate::demo::DEMO_REPO).display()
+    );
+    outln!(
+        "  the pushed branch:                  git -C {} log --all --oneline",
+        sandbox.remote.display()
+    );
     outln!("  the runs and their events:          issueloop --config {cfg} runs list");
     outln!("  today's ledger:                     issueloop --config {cfg} ledger show");
     Ok(code)

@@ -2,16 +2,16 @@
 //! subcommand. Subcommands load the configuration and call into the library.
 
 mod config_cmd;
+mod demo;
 mod doctor;
 mod gates;
 mod ledger;
 mod output;
 mod policy;
+mod run;
 mod runs;
 mod runtime;
 mod setup;
-mod run;
-mod demo;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

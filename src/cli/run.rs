@@ -81,7 +81,13 @@ async fn open_pipeline(config: Config, env: &Env, dry_run: bool) -> Result<Pipel
 
 pub fn run(args: RunArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
     let config = ctx.load_config()?;
-    run_config(config, ctx.env.clone(), ctx.global.json, args.dry_run, args.issue)
+    run_config(
+        config,
+        ctx.env.clone(),
+        ctx.global.json,
+        args.dry_run,
+        args.issue,
+    )
 }
 
 /// One tick with a loaded configuration, its report shown; used by `run --once` and `demo`.
@@ -95,7 +101,8 @@ pub fn run_config(
     runtime()?.block_on(async move {
         let options = ServeOptions::from_config(&config.service);
         let pipeline = Arc::new(open_pipeline(config, &env, dry_run).await?);
-        let shutdown = service::shutdown_signal().map_err(|e| CliError::failed("signals", e.to_string()))?;
+        let shutdown =
+            service::shutdown_signal().map_err(|e| CliError::failed("signals", e.to_string()))?;
         let p = pipeline.clone();
         let end = service::run_once(
             &options,
@@ -120,7 +127,9 @@ pub fn run_config(
                 })
             }
             TickEnd::Failed(e) => Err(CliError::failed("tick", e.to_string())),
-            TickEnd::Panicked(p) => Err(CliError::failed("tick", format!("the tick panicked: {p}"))),
+            TickEnd::Panicked(p) => {
+                Err(CliError::failed("tick", format!("the tick panicked: {p}")))
+            }
             TickEnd::Cancelled => Err(CliError::failed(
                 "tick",
                 "the tick did not finish its clean-up in time after a shutdown signal",
@@ -200,7 +209,8 @@ pub fn serve(args: ServeArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
 /// The end of a tick: JSON with `--json`, else the Markdown summary (also appended to
 /// `$GITHUB_STEP_SUMMARY` in Actions) and the annotations.
 pub fn show_report(report: &TickReport, env: &Env, json: bool) -> Result<(), CliError> {
-    let emitted = crate::report::emit(report, env).map_err(|e| CliError::failed("summary", e.to_string()))?;
+    let emitted =
+        crate::report::emit(report, env).map_err(|e| CliError::failed("summary", e.to_string()))?;
     for line in &report.would {
         if json {
             tracing::info!("{line}");

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use issueloop_config::{Config, Env, RepoName};
 use issueloop_forge::{Forge, PollState, RepoInfo};
 use issueloop_ledger::{
-    BudgetDecision, Event, Journal, Ledger, ReserveOutcome, ReserveRequest, RunId, RunStatus as JournalStatus,
-    SqliteLedger, Usd, derive, utc_day,
+    BudgetDecision, Event, Journal, Ledger, ReserveOutcome, ReserveRequest, RunId,
+    RunStatus as JournalStatus, SqliteLedger, Usd, derive, utc_day,
 };
 use issueloop_triage::{CandidateFacts, Selected};
 use issueloop_workspace::Workspace;
@@ -138,7 +138,8 @@ impl Pipeline {
             "selection made"
         );
         for skipped in &selection.skipped {
-            self.report_triage_skip(skipped, &candidates, opts, &mut report).await;
+            self.report_triage_skip(skipped, &candidates, opts, &mut report)
+                .await;
         }
 
         let mut repo_infos: BTreeMap<RepoName, RepoInfo> = BTreeMap::new();
@@ -151,7 +152,12 @@ impl Pipeline {
                 continue;
             };
             if opts.shutdown.is_stopping() {
-                report.runs.push(skip_row(facts, "shutting_down", "the service is stopping", None));
+                report.runs.push(skip_row(
+                    facts,
+                    "shutting_down",
+                    "the service is stopping",
+                    None,
+                ));
                 continue;
             }
             let info = match repo_infos.get(&selected.repo) {
@@ -187,7 +193,9 @@ impl Pipeline {
         let finished = futures_util::future::join_all(runs).await;
         report.runs.extend(finished);
         // One row per issue, in a stable order a person can scan.
-        report.runs.sort_by(|a, b| (&a.repo, a.issue).cmp(&(&b.repo, b.issue)));
+        report
+            .runs
+            .sort_by(|a, b| (&a.repo, a.issue).cmp(&(&b.repo, b.issue)));
 
         let now = Timestamp::now();
         let usage = self.store.day_usage(utc_day(now))?;
@@ -250,7 +258,11 @@ impl Pipeline {
     ) -> Vec<CandidateFacts> {
         let mut all = Vec::new();
         for repo in &self.config.repos {
-            if opts.only.as_ref().is_some_and(|f| f.repo.as_ref().is_some_and(|r| r != repo)) {
+            if opts
+                .only
+                .as_ref()
+                .is_some_and(|f| f.repo.as_ref().is_some_and(|r| r != repo))
+            {
                 continue;
             }
             match self.forge.candidates(repo, poll.repo_mut(repo)).await {
@@ -304,10 +316,14 @@ impl Pipeline {
                 .upsert_comment(&skipped.repo, skipped.number, &marker, &body)
                 .await
             {
-                report.errors.push(format!("{}#{}: {e}", skipped.repo, skipped.number));
+                report
+                    .errors
+                    .push(format!("{}#{}: {e}", skipped.repo, skipped.number));
             }
         }
-        report.runs.push(skip_row(facts, skipped.reason.id(), &skipped.detail, None));
+        report
+            .runs
+            .push(skip_row(facts, skipped.reason.id(), &skipped.detail, None));
     }
 
     /// Derive the run's budget from what is left today and reserve it, or record the skip.
@@ -329,7 +345,10 @@ impl Pipeline {
             decision.explanation()
         );
         let (budget, explanation) = match &decision {
-            BudgetDecision::Skip { reason, explanation } => {
+            BudgetDecision::Skip {
+                reason,
+                explanation,
+            } => {
                 if !opts.dry_run {
                     let run_id = RunId::generate(now, &selected.repo.full(), selected.number);
                     self.journal_all(
@@ -351,22 +370,33 @@ impl Pipeline {
                         ],
                     );
                 }
-                report.runs.push(skip_row(facts, reason.id(), "", Some(explanation.clone())));
+                report
+                    .runs
+                    .push(skip_row(facts, reason.id(), "", Some(explanation.clone())));
                 return Ok(None);
             }
             BudgetDecision::Run {
-                budget, explanation, ..
+                budget,
+                explanation,
+                ..
             } => (budget.clone(), explanation.clone()),
         };
         if opts.dry_run {
             report.would.push(format!(
                 "would reserve ${:.2} and run `{}` on {}#{} ({explanation})",
                 budget.cost_usd,
-                self.config.runtime_profile.resolve(issueloop_config::Stage::Execute),
+                self.config
+                    .runtime_profile
+                    .resolve(issueloop_config::Stage::Execute),
                 selected.repo,
                 selected.number
             ));
-            let mut row = skip_row(facts, "dry_run", "dry run: nothing was written", Some(explanation));
+            let mut row = skip_row(
+                facts,
+                "dry_run",
+                "dry run: nothing was written",
+                Some(explanation),
+            );
             row.budget_usd = budget.cost_usd;
             report.runs.push(row);
             return Ok(None);
@@ -443,7 +473,12 @@ impl Pipeline {
     }
 }
 
-fn skip_row(facts: &CandidateFacts, reason: &str, detail: &str, explanation: Option<String>) -> RunSummary {
+fn skip_row(
+    facts: &CandidateFacts,
+    reason: &str,
+    detail: &str,
+    explanation: Option<String>,
+) -> RunSummary {
     RunSummary {
         repo: facts.issue.repo.full(),
         issue: facts.issue.number,

@@ -152,6 +152,9 @@ mod tests {
         ];
         let ids: std::collections::BTreeSet<&str> = all.iter().map(|r| r.id()).collect();
         assert_eq!(ids.len(), all.len());
-        assert!(ids.iter().all(|i| i.chars().all(|c| c.is_ascii_lowercase() || c == '_')));
+        assert!(
+            ids.iter()
+                .all(|i| i.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        );
     }
 }

@@ -14,15 +14,15 @@ use issueloop_ledger::{Event, Journal, Ledger, RunId, RunStatus as JournalStatus
 use issueloop_policy::{CompiledPolicy, Verdict};
 use issueloop_runtime::{BackendOutcome, Brief, RunLimits};
 use issueloop_triage::{
-    BudgetSummary, CandidateFacts, CommentInput, DiffStat, Failure, FileStat, GateRow, PolicyVerdict,
-    PrBodyInput, RunOutcome, Selected, StageRow, TakeoverCommentInput,
+    BudgetSummary, CandidateFacts, CommentInput, DiffStat, Failure, FileStat, GateRow,
+    PolicyVerdict, PrBodyInput, RunOutcome, Selected, StageRow, TakeoverCommentInput,
 };
 use issueloop_workspace::{BaseRef, CommitOutcome, Credentials, PushOutcome, RemoteSpec, Worktree};
 use jiff::Timestamp;
 use tracing::Instrument;
 
-use super::outcome::{Reason, RunFailure, agent_failure};
 use super::Pipeline;
+use super::outcome::{Reason, RunFailure, agent_failure};
 use crate::brief::{BriefInput, GateFailure, evaluate_brief, execute_brief, reflect_brief};
 use crate::report::{RunStatus, RunSummary};
 use crate::service::ShutdownSignal;
@@ -65,7 +65,9 @@ impl Pipeline {
         let repo = item.selected.repo.clone();
         let number = item.selected.number;
         let span = tracing::info_span!("run", run = %item.run_id, repo = %repo, issue = number);
-        self.run_issue_in_span(item, shutdown).instrument(span).await
+        self.run_issue_in_span(item, shutdown)
+            .instrument(span)
+            .await
     }
 
     async fn run_issue_in_span(&self, item: Reserved, shutdown: ShutdownSignal) -> RunSummary {
@@ -159,17 +161,27 @@ impl Pipeline {
         );
         let wt = self
             .workspace
-            .prepare_worktree(repo, &remote, &item.branch, &BaseRef::Branch(item.branch.clone()))
+            .prepare_worktree(
+                repo,
+                &remote,
+                &item.branch,
+                &BaseRef::Branch(item.branch.clone()),
+            )
             .or_else(|_| {
-                self.workspace
-                    .prepare_worktree(repo, &remote, &item.branch, &BaseRef::DefaultBranch)
+                self.workspace.prepare_worktree(
+                    repo,
+                    &remote,
+                    &item.branch,
+                    &BaseRef::DefaultBranch,
+                )
             })
             .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?;
         let worktree = worktree.insert(wt);
         crate::failpoint::hit(&self.env, "after_worktree");
 
         let policy = self.config.policy.for_repo(Some(repo));
-        let acceptance = issueloop_triage::acceptance_criteria(&item.facts.issue.title, &item.facts.issue.body);
+        let acceptance =
+            issueloop_triage::acceptance_criteria(&item.facts.issue.title, &item.facts.issue.body);
         let mut brief = BriefInput {
             repo: repo.full(),
             issue: number,
@@ -188,12 +200,24 @@ impl Pipeline {
 
         // Stage execute.
         let outcome = self
-            .stage(item, state, worktree, Stage::Execute, execute_brief(&brief), deadline, shutdown)
+            .stage(
+                item,
+                state,
+                worktree,
+                Stage::Execute,
+                execute_brief(&brief),
+                deadline,
+                shutdown,
+            )
             .await?;
         state.summary = outcome.final_message.clone();
         crate::failpoint::hit(&self.env, "after_agent");
-        let compiled = CompiledPolicy::new(&policy)
-            .map_err(|e| RunFailure::new(Reason::PolicyViolation, format!("the policy does not compile: {e}")))?;
+        let compiled = CompiledPolicy::new(&policy).map_err(|e| {
+            RunFailure::new(
+                Reason::PolicyViolation,
+                format!("the policy does not compile: {e}"),
+            )
+        })?;
         // A change the policy refuses is refused now: no gate runs on it and no repair is paid for.
         self.judge(item, state, worktree, &compiled)?;
 
@@ -204,7 +228,11 @@ impl Pipeline {
             if report.passed() {
                 break;
             }
-            if let Some(r) = report.results.iter().find(|r| r.status == GateStatus::Rejected) {
+            if let Some(r) = report
+                .results
+                .iter()
+                .find(|r| r.status == GateStatus::Rejected)
+            {
                 return Err(RunFailure::new(
                     Reason::GateRejected,
                     format!(
@@ -247,7 +275,15 @@ impl Pipeline {
             brief.gates = report.results.iter().map(|r| r.command.clone()).collect();
             let text = reflect_brief(&brief, &failures, attempt, self.config.run.reflect_attempts);
             let outcome = self
-                .stage(item, state, worktree, Stage::Reflect, text, deadline, shutdown)
+                .stage(
+                    item,
+                    state,
+                    worktree,
+                    Stage::Reflect,
+                    text,
+                    deadline,
+                    shutdown,
+                )
                 .await?;
             if !outcome.final_message.trim().is_empty() {
                 state.summary = outcome.final_message;
@@ -258,14 +294,25 @@ impl Pipeline {
         // The diff policy again, on everything the agent and its repairs left in the worktree.
         let (facts, approved) = self.judge(item, state, worktree, &compiled)?;
         if facts.is_empty() {
-            return Err(RunFailure::new(Reason::NoChanges, "the agent changed no file"));
+            return Err(RunFailure::new(
+                Reason::NoChanges,
+                "the agent changed no file",
+            ));
         }
 
         // Stage evaluate, when configured: a review of the judged change.
         if self.config.run.evaluate {
             let text = evaluate_brief(&brief, &diff_stat_text(&facts));
             let outcome = self
-                .stage(item, state, worktree, Stage::Evaluate, text, deadline, shutdown)
+                .stage(
+                    item,
+                    state,
+                    worktree,
+                    Stage::Evaluate,
+                    text,
+                    deadline,
+                    shutdown,
+                )
                 .await?;
             if !crate::brief::evaluation_passed(&outcome.final_message) {
                 return Err(RunFailure::new(
@@ -291,7 +338,9 @@ impl Pipeline {
             .push(&remote)
             .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?
         {
-            PushOutcome::Created { .. } | PushOutcome::FastForwarded { .. } | PushOutcome::UpToDate { .. } => {}
+            PushOutcome::Created { .. }
+            | PushOutcome::FastForwarded { .. }
+            | PushOutcome::UpToDate { .. } => {}
             PushOutcome::Diverged { remote, local } => {
                 return Err(RunFailure::new(
                     Reason::PushDiverged,
@@ -302,7 +351,10 @@ impl Pipeline {
                 ));
             }
             PushOutcome::Rejected { reason } => {
-                return Err(RunFailure::new(Reason::PushDiverged, format!("the push was refused: {reason}")));
+                return Err(RunFailure::new(
+                    Reason::PushDiverged,
+                    format!("the push was refused: {reason}"),
+                ));
             }
         }
         crate::failpoint::hit(&self.env, "after_push");
@@ -364,7 +416,13 @@ impl Pipeline {
         state: &mut RunState,
         worktree: &Worktree,
         compiled: &CompiledPolicy,
-    ) -> Result<(issueloop_policy::ChangeFacts, issueloop_policy::ApprovedChange), RunFailure> {
+    ) -> Result<
+        (
+            issueloop_policy::ChangeFacts,
+            issueloop_policy::ApprovedChange,
+        ),
+        RunFailure,
+    > {
         let facts = worktree
             .run_change_facts()
             .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?;
@@ -383,7 +441,11 @@ impl Pipeline {
                 Reason::PolicyViolation,
                 format!(
                     "the change breaks the diff policy: {}",
-                    v.violations.iter().map(|x| x.message.as_str()).collect::<Vec<_>>().join("; ")
+                    v.violations
+                        .iter()
+                        .map(|x| x.message.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 ),
             )
         })?;
@@ -403,15 +465,24 @@ impl Pipeline {
         shutdown: &ShutdownSignal,
     ) -> Result<BackendOutcome, RunFailure> {
         if shutdown.is_stopping() {
-            return Err(RunFailure::new(Reason::ShuttingDown, format!("the service stopped before stage `{stage}`")));
+            return Err(RunFailure::new(
+                Reason::ShuttingDown,
+                format!("the service stopped before stage `{stage}`"),
+            ));
         }
         let remaining = item.budget.cost_usd - state.spent;
         let wall = deadline.saturating_duration_since(Instant::now());
         if remaining <= 0.0 {
-            return Err(RunFailure::new(Reason::BudgetExhausted, format!("no budget left for stage `{stage}`")));
+            return Err(RunFailure::new(
+                Reason::BudgetExhausted,
+                format!("no budget left for stage `{stage}`"),
+            ));
         }
         if wall.is_zero() {
-            return Err(RunFailure::new(Reason::TimedOut, format!("no time left for stage `{stage}`")));
+            return Err(RunFailure::new(
+                Reason::TimedOut,
+                format!("no time left for stage `{stage}`"),
+            ));
         }
         let limits = RunLimits {
             cost_usd: remaining,
@@ -427,7 +498,12 @@ impl Pipeline {
                 path: None,
             },
         )
-        .map_err(|e| RunFailure::new(Reason::AgentFailed, format!("cannot start stage `{stage}`: {e}")))?;
+        .map_err(|e| {
+            RunFailure::new(
+                Reason::AgentFailed,
+                format!("cannot start stage `{stage}`: {e}"),
+            )
+        })?;
         self.journal(
             &item.run_id,
             Event::StageStarted {
@@ -449,7 +525,8 @@ impl Pipeline {
                 return Err(RunFailure::new(Reason::ShuttingDown, format!("the service stopped during stage `{stage}`")));
             }
         };
-        let outcome = outcome.map_err(|e| RunFailure::new(Reason::AgentFailed, format!("stage `{stage}`: {e}")))?;
+        let outcome = outcome
+            .map_err(|e| RunFailure::new(Reason::AgentFailed, format!("stage `{stage}`: {e}")))?;
         let cost = outcome.ledger_cost(remaining);
         state.spent += cost;
         if outcome.cost_source.as_str() != "reported" {
@@ -572,11 +649,16 @@ impl Pipeline {
                         budget: Some(self.budget_summary(item, state)),
                     },
                 });
-                self.tell_issue(item, &comment, &[self.config.labels.pr_opened.clone()]).await;
+                self.tell_issue(item, &comment, &[self.config.labels.pr_opened.clone()])
+                    .await;
                 self.release_claim(state, Release::KeepBranch).await;
             }
             Err(failure) => {
-                tracing::warn!(reason = failure.reason.id(), "run ended without a PR: {}", failure.detail);
+                tracing::warn!(
+                    reason = failure.reason.id(),
+                    "run ended without a PR: {}",
+                    failure.detail
+                );
                 row.status = if failure.reason.is_skip() {
                     RunStatus::Skipped
                 } else {
@@ -600,16 +682,23 @@ impl Pipeline {
                             reason_id: failure.reason.id().to_owned(),
                             reason: failure.detail.clone(),
                             gates: state.gate_rows.clone(),
-                            policy: state.verdict.as_ref().filter(|v| !v.is_clean()).map(|v| PolicyVerdict {
-                                ok: false,
-                                violations: v.violations.iter().map(|x| format!("{} (fix: {})", x.message, x.fix)).collect(),
+                            policy: state.verdict.as_ref().filter(|v| !v.is_clean()).map(|v| {
+                                PolicyVerdict {
+                                    ok: false,
+                                    violations: v
+                                        .violations
+                                        .iter()
+                                        .map(|x| format!("{} (fix: {})", x.message, x.fix))
+                                        .collect(),
+                                }
                             }),
                             budget: Some(self.budget_summary(item, state)),
                             failed_label: self.config.labels.failed.clone(),
                             claim_label: self.config.labels.in_progress.clone(),
                         }),
                     });
-                    self.tell_issue(item, &comment, &[self.config.labels.failed.clone()]).await;
+                    self.tell_issue(item, &comment, &[self.config.labels.failed.clone()])
+                        .await;
                 }
                 self.release_claim(state, Release::DeleteBranch).await;
             }
@@ -628,7 +717,9 @@ impl Pipeline {
             self.store.release(&item.run_id, now)
         };
         if let Err(e) = ledger_result {
-            tracing::error!("cannot settle the ledger (the reservation will expire and be charged in full): {e}");
+            tracing::error!(
+                "cannot settle the ledger (the reservation will expire and be charged in full): {e}"
+            );
         }
         self.journal(
             &item.run_id,
@@ -637,7 +728,11 @@ impl Pipeline {
                 reason: journal_status.1,
             },
         );
-        tracing::info!(status = row.status.as_str(), cost = state.spent, "run finished");
+        tracing::info!(
+            status = row.status.as_str(),
+            cost = state.spent,
+            "run finished"
+        );
         row
     }
 
@@ -647,7 +742,11 @@ impl Pipeline {
         let repo = &item.selected.repo;
         let number = item.selected.number;
         let marker = issueloop_triage::comment_marker(number);
-        if let Err(e) = self.forge.upsert_comment(repo, number, &marker, comment).await {
+        if let Err(e) = self
+            .forge
+            .upsert_comment(repo, number, &marker, comment)
+            .await
+        {
             tracing::error!("cannot comment on the issue: {e}");
         }
         if let Err(e) = self.forge.add_labels(repo, number, labels).await {
@@ -656,7 +755,9 @@ impl Pipeline {
     }
 
     async fn release_claim(&self, state: &mut RunState, release: Release) {
-        let Some(claim) = state.claim.take() else { return };
+        let Some(claim) = state.claim.take() else {
+            return;
+        };
         match self.forge.release(&claim, release).await {
             Ok(()) => {}
             Err(e) => tracing::error!(

@@ -597,5 +597,8 @@ fn named_values_survive_reopening() {
     ledger.set_value("poll", "{\"a\":2}").unwrap();
     drop(ledger);
     let ledger = issueloop_ledger::SqliteLedger::open(&path).unwrap();
-    assert_eq!(ledger.get_value("poll").unwrap().as_deref(), Some("{\"a\":2}"));
+    assert_eq!(
+        ledger.get_value("poll").unwrap().as_deref(),
+        Some("{\"a\":2}")
+    );
 }

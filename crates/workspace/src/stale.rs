@@ -10,7 +10,7 @@ use crate::error::WorkspaceError;
 use crate::lock::FileLock;
 use crate::owner::{OwnerRecord, is_alive};
 use crate::workspace::{Workspace, mirror_lock_path};
-use crate::worktree::{ready_path, remove_path, remove_worktree};
+use crate::worktree::{Removal, ready_path, remove_path, remove_worktree};
 
 /// A lock or temporary file in a mirror this old is abandoned even while other runs work with
 /// the mirror (git holds such files for moments, not minutes).
@@ -31,34 +31,59 @@ impl Workspace {
     pub fn cleanup_stale(&self) -> Result<StaleReport, WorkspaceError> {
         crate::hermetic::init()?;
         let mut report = StaleReport::default();
+        let mut failures = Vec::new();
         let worktrees = self.cache_dir().join("worktrees");
         for dir in two_levels(&worktrees) {
-            self.clean_worktrees_dir(&dir, &mut report)?;
+            if let Err(e) = self.clean_worktrees_dir(&dir, &mut report, &mut failures) {
+                failures.push(e.to_string());
+            }
         }
         let mirrors = self.cache_dir().join("mirrors");
         for owner_dir in children(&mirrors) {
             for path in children(&owner_dir) {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                if name.ends_with(".git") && path.is_dir() {
-                    self.clean_mirror(&path, &mut report)?;
+                let name = file_name(&path);
+                let result = if name.ends_with(".git") && path.is_dir() {
+                    self.clean_mirror(&path, &mut report)
                 } else if name.contains(".git.tmp-") {
-                    // A first clone that never completed; its final name does not exist yet,
-                    // and creating it happens under the mirror lock.
-                    let mirror = owner_dir.join(name.split(".tmp-").next().unwrap_or_default());
-                    let _lock =
-                        FileLock::acquire(&mirror_lock_path(&mirror), self.settings.lock_timeout)?;
-                    remove_path(&path)?;
-                    log(
-                        &mut report,
-                        format!("removed the unfinished clone `{}`", path.display()),
-                    );
+                    self.remove_unfinished_clone(&owner_dir, &path, &mut report)
+                } else {
+                    Ok(())
+                };
+                if let Err(e) = result {
+                    failures.push(e.to_string());
                 }
             }
         }
-        Ok(report)
+        if failures.is_empty() {
+            Ok(report)
+        } else {
+            for f in &failures {
+                tracing::warn!("{f}");
+            }
+            Err(WorkspaceError::CleanupIncomplete {
+                removed: report.removed.len(),
+                failures,
+            })
+        }
+    }
+
+    /// A first clone that never completed; its final name does not exist yet, and creating it
+    /// happens under the mirror lock.
+    fn remove_unfinished_clone(
+        &self,
+        owner_dir: &Path,
+        path: &Path,
+        report: &mut StaleReport,
+    ) -> Result<(), WorkspaceError> {
+        let name = file_name(path);
+        let mirror = owner_dir.join(name.split(".tmp-").next().unwrap_or_default());
+        let _lock = FileLock::acquire(&mirror_lock_path(&mirror), self.settings.lock_timeout)?;
+        remove_path(path)?;
+        log(
+            report,
+            format!("removed the unfinished clone `{}`", path.display()),
+        );
+        Ok(())
     }
 
     /// Worktrees of one repository: records of dead owners, and checkouts without a record.
@@ -66,6 +91,7 @@ impl Workspace {
         &self,
         dir: &Path,
         report: &mut StaleReport,
+        failures: &mut Vec<String>,
     ) -> Result<(), WorkspaceError> {
         let entries = children(dir);
         let mut names_with_record = Vec::new();
@@ -79,7 +105,11 @@ impl Workspace {
                 Some(record) if is_alive(&record) => {}
                 Some(record) => {
                     let ready = ready_path(dir, name).exists();
-                    remove_worktree(&record, dir, &self.settings, true)?;
+                    if let Err(e) = remove_worktree(&record, dir, &self.settings, Removal::DeadRun)
+                    {
+                        failures.push(e.to_string());
+                        continue;
+                    }
                     log(
                         report,
                         format!(
