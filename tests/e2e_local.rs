@@ -233,3 +233,19 @@ fn the_github_token_never_reaches_the_agent_or_the_forge_files() {
         assert!(!pr.contains(token));
     }
 }
+
+#[test]
+fn a_run_over_its_budget_never_opens_a_pr() {
+    let mut w = World::new(Knobs::default());
+    let n = w.add_issue("Expensive", "scenario: good\ncost: 1.50", MAINTAINER);
+    let (code, report, stderr) = w.run_once(&[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let run = run_of(&report, n);
+    assert_eq!(run["status"], "failed", "{report:#}");
+    assert_eq!(run["reason"], "budget_exhausted");
+    assert!(w.pulls().is_empty());
+    assert!(w.remote_branches().is_empty());
+    // The overshoot of the one event that passed the budget is recorded as it is.
+    assert_eq!(run["cost_usd"], 1.5);
+    assert!(w.labels(n).contains(&"loop:failed".to_owned()));
+}

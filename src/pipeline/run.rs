@@ -539,7 +539,7 @@ impl Pipeline {
                 status: outcome.status.as_str().to_owned(),
                 cost_usd: cost,
                 cost_source: outcome.cost_source.as_str().to_owned(),
-                usage: serde_json::to_value(&outcome.usage).unwrap_or_default(),
+                usage: serde_json::to_value(outcome.usage).unwrap_or_default(),
             },
         );
         state.stages.push(StageRow {
@@ -649,8 +649,12 @@ impl Pipeline {
                         budget: Some(self.budget_summary(item, state)),
                     },
                 });
-                self.tell_issue(item, &comment, &[self.config.labels.pr_opened.clone()])
-                    .await;
+                self.tell_issue(
+                    item,
+                    &comment,
+                    std::slice::from_ref(&self.config.labels.pr_opened),
+                )
+                .await;
                 self.release_claim(state, Release::KeepBranch).await;
             }
             Err(failure) => {
@@ -697,8 +701,12 @@ impl Pipeline {
                             claim_label: self.config.labels.in_progress.clone(),
                         }),
                     });
-                    self.tell_issue(item, &comment, &[self.config.labels.failed.clone()])
-                        .await;
+                    self.tell_issue(
+                        item,
+                        &comment,
+                        std::slice::from_ref(&self.config.labels.failed),
+                    )
+                    .await;
                 }
                 self.release_claim(state, Release::DeleteBranch).await;
             }
