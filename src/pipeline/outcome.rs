@@ -31,7 +31,6 @@ pub enum Reason {
     DraftRefused,
     ForgeError,
     WorkspaceError,
-    StateError,
 }
 
 impl Reason {
@@ -51,7 +50,6 @@ impl Reason {
             Reason::DraftRefused => "draft_refused",
             Reason::ForgeError => "forge_error",
             Reason::WorkspaceError => "workspace_error",
-            Reason::StateError => "state_error",
         }
     }
 
@@ -148,7 +146,6 @@ mod tests {
             Reason::DraftRefused,
             Reason::ForgeError,
             Reason::WorkspaceError,
-            Reason::StateError,
         ];
         let ids: std::collections::BTreeSet<&str> = all.iter().map(|r| r.id()).collect();
         assert_eq!(ids.len(), all.len());
