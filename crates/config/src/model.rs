@@ -52,8 +52,8 @@ impl Config {
 }
 
 /// `owner/name` of a repository.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(into = "String")]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct RepoName {
     pub owner: String,
     pub name: String,
@@ -62,6 +62,14 @@ pub struct RepoName {
 impl RepoName {
     pub fn full(&self) -> String {
         format!("{}/{}", self.owner, self.name)
+    }
+}
+
+impl TryFrom<String> for RepoName {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
     }
 }
 
@@ -321,5 +329,8 @@ mod tests {
         assert!("acme/api/x".parse::<RepoName>().is_err());
         assert!("/api".parse::<RepoName>().is_err());
         assert!("acme/..".parse::<RepoName>().is_err());
+        let r: RepoName = serde_json::from_str("\"acme/api\"").unwrap();
+        assert_eq!(serde_json::to_string(&r).unwrap(), "\"acme/api\"");
+        assert!(serde_json::from_str::<RepoName>("\"acme\"").is_err());
     }
 }
