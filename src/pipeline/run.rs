@@ -88,7 +88,7 @@ impl Pipeline {
             .await;
         let summary = self.finish(&item, &mut state, result).await;
         if let Some(wt) = worktree.take()
-            && let Err(e) = wt.remove()
+            && let Err(e) = blocking(|| wt.remove())
         {
             tracing::warn!("cannot remove the worktree (the next start-up will): {e}");
         }
@@ -159,23 +159,12 @@ impl Pipeline {
                 token: c.password,
             }),
         );
-        let wt = self
-            .workspace
-            .prepare_worktree(
-                repo,
-                &remote,
-                &item.branch,
-                &BaseRef::Branch(item.branch.clone()),
-            )
-            .or_else(|_| {
-                self.workspace.prepare_worktree(
-                    repo,
-                    &remote,
-                    &item.branch,
-                    &BaseRef::DefaultBranch,
-                )
-            })
-            .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?;
+        // The workspace continues on the remote branch when it exists (the claim made it).
+        let wt = blocking(|| {
+            self.workspace
+                .prepare_worktree(repo, &remote, &item.branch, &BaseRef::DefaultBranch)
+        })
+        .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?;
         let worktree = worktree.insert(wt);
         crate::failpoint::hit(&self.env, "after_worktree");
 
@@ -324,8 +313,7 @@ impl Pipeline {
 
         // Commit, push, publish.
         let message = issueloop_workspace::commit_message(number, &item.facts.issue.title);
-        match worktree
-            .commit(&approved, &message)
+        match blocking(|| worktree.commit(&approved, &message))
             .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?
         {
             CommitOutcome::Committed { .. } => {}
@@ -334,8 +322,7 @@ impl Pipeline {
             }
         }
         crate::failpoint::hit(&self.env, "after_commit");
-        match worktree
-            .push(&remote)
+        match blocking(|| worktree.push(&remote))
             .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?
         {
             PushOutcome::Created { .. }
@@ -423,8 +410,7 @@ impl Pipeline {
         ),
         RunFailure,
     > {
-        let facts = worktree
-            .run_change_facts()
+        let facts = blocking(|| worktree.run_change_facts())
             .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?;
         let verdict = issueloop_policy::judge(&facts, compiled);
         self.journal(
@@ -563,8 +549,7 @@ impl Pipeline {
         worktree: &Worktree,
     ) -> Result<GateReport, RunFailure> {
         let repo = &item.selected.repo;
-        let facts = worktree
-            .run_change_facts()
+        let facts = blocking(|| worktree.run_change_facts())
             .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?;
         let changed: Vec<PathBuf> = facts
             .tracked()
@@ -787,6 +772,17 @@ impl Pipeline {
         if let Err(e) = self.store.append(run_id, Timestamp::now(), &event) {
             tracing::error!(run = %run_id, "cannot write to the journal: {e}");
         }
+    }
+}
+
+/// Run blocking work (libgit2: fetches, checkouts, commits, pushes) without stalling the async
+/// workers that supervise agents and serve metrics.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 

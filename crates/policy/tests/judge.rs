@@ -75,7 +75,7 @@ fn each_default_denied_path_is_denied_with_its_glob() {
         ("tls.key", "*.key"),
         ("deploy/tls.key", "**/*.key"),
         ("id_rsa", "id_*"),
-        ("home/.ssh/id_ed25519", "**/id_*"),
+        ("home/.ssh/id_ed25519", "**/id_ed25519*"),
         ("config/secrets/db.txt", "**/secrets/**"),
     ];
     let policy = default_policy();
