@@ -249,3 +249,22 @@ fn a_run_over_its_budget_never_opens_a_pr() {
     assert_eq!(run["cost_usd"], 1.5);
     assert!(w.labels(n).contains(&"loop:failed".to_owned()));
 }
+
+#[test]
+fn run_refuses_to_start_when_a_backend_is_missing() {
+    let mut w = World::new(Knobs::default());
+    w.add_issue("Add feature", "scenario: good", MAINTAINER);
+    let config = std::fs::read_to_string(&w.config).unwrap().replace(
+        "[runtime_profile]\ndefault = \"command\"",
+        "[runtime_profile]\ndefault = \"command\"\n\n[runtime_profile.stages]\nexecute = \"codex\"\n\n[backends.codex]\nbinary = \"issueloop-no-such-agent\"\nmodel = \"gpt-5\"",
+    );
+    std::fs::write(&w.config, config).unwrap();
+    let doctor = w.command().arg("doctor").output().unwrap();
+    assert_eq!(doctor.status.code(), Some(1));
+    let out = w.command().args(["run", "--once"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("issueloop-no-such-agent"), "{stderr}");
+    assert!(!w.state_exists(), "nothing taken before refusing");
+    assert!(w.labels(1) == ["loop:approved"]);
+}
