@@ -64,6 +64,14 @@ pub enum WorkspaceError {
         "`{path}` changed after the change was judged; judge the change again before committing"
     )]
     ChangedSinceJudged { path: String },
+    #[error(
+        "cleaning what dead runs left removed {removed} item(s) but failed on: {}",
+        failures.join("; ")
+    )]
+    CleanupIncomplete {
+        removed: usize,
+        failures: Vec<String>,
+    },
     #[error("`{path}` is not a valid UTF-8 path and cannot be committed")]
     NonUtf8Path { path: String },
 }

@@ -182,6 +182,15 @@ impl Workspace {
             "cannot open the mirror `{}`",
             mirror.display()
         )))?;
+        let checked_out: Vec<String> = children(&mirror.join("worktrees"))
+            .iter()
+            .filter_map(|entry| std::fs::read_to_string(entry.join("HEAD")).ok())
+            .filter_map(|head| {
+                head.trim_end()
+                    .strip_prefix("ref: refs/heads/")
+                    .map(str::to_owned)
+            })
+            .collect();
         let mut stale_branches = Vec::new();
         let branches = repo
             .references_glob("refs/heads/*")
@@ -190,11 +199,14 @@ impl Workspace {
                 mirror.display()
             )))?;
         for reference in branches.flatten() {
+            // Branches of live runs, and any branch a live worktree has checked out (an agent
+            // may switch branches), stay.
             if let Some(name) = reference
                 .name()
                 .ok()
                 .and_then(|n| n.strip_prefix("refs/heads/"))
                 && !live.iter().any(|r| r.branch == name)
+                && !checked_out.iter().any(|b| b == name)
             {
                 stale_branches.push(name.to_owned());
             }
@@ -216,6 +228,15 @@ impl Workspace {
             mirror.display()
         )))?;
         for name in stale_branches {
+            // A lock on a branch no live run works on was left by a dead one.
+            let lock = mirror.join("refs/heads").join(format!("{name}.lock"));
+            if lock.exists() {
+                remove_path(&lock)?;
+                log(
+                    report,
+                    format!("removed the abandoned `{}`", lock.display()),
+                );
+            }
             if let Ok(mut r) = repo.find_reference(&format!("refs/heads/{name}")) {
                 r.delete().map_err(WorkspaceError::git(format!(
                     "cannot delete branch `{name}` in `{}`",

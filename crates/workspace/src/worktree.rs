@@ -170,7 +170,12 @@ impl Guard {
         if self.removed {
             return Ok(());
         }
-        remove_worktree(&self.record, &self.dir, &self.settings, self.mirror_touched)?;
+        let removal = if self.mirror_touched {
+            Removal::Own
+        } else {
+            Removal::OwnCheckoutOnly
+        };
+        remove_worktree(&self.record, &self.dir, &self.settings, removal)?;
         self.removed = true;
         tracing::info!(worktree = %self.record.worktree.display(), "worktree removed");
         Ok(())
@@ -188,6 +193,17 @@ impl Drop for Guard {
     }
 }
 
+/// Whose worktree is being removed, which decides what may be touched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Removal {
+    /// This process's worktree, registered in the mirror.
+    Own,
+    /// This process's worktree that never reached the mirror (prepare failed early).
+    OwnCheckoutOnly,
+    /// A worktree of a run that died: its leftover lock on its branch goes too.
+    DeadRun,
+}
+
 pub(crate) fn owner_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.owner.json"))
 }
@@ -203,14 +219,22 @@ pub(crate) fn remove_worktree(
     record: &OwnerRecord,
     dir: &Path,
     settings: &Settings,
-    mirror_touched: bool,
+    removal: Removal,
 ) -> Result<(), WorkspaceError> {
     remove_path(&record.worktree)?;
     settings.checkpoint("checkout_removed");
-    if mirror_touched && record.mirror.exists() {
+    if removal != Removal::OwnCheckoutOnly && record.mirror.exists() {
         let _lock = FileLock::acquire(&mirror_lock_path(&record.mirror), settings.lock_timeout)?;
         remove_path(&record.mirror.join("worktrees").join(&record.worktree_name))?;
         if !branch_in_live_use(dir, record) {
+            if removal == Removal::DeadRun {
+                // The dead run may have died while updating its branch.
+                let lock = record
+                    .mirror
+                    .join("refs/heads")
+                    .join(format!("{}.lock", record.branch));
+                remove_path(&lock)?;
+            }
             delete_local_branch(&record.mirror, &record.branch)?;
         }
     }

@@ -365,3 +365,28 @@ fn a_hostile_environment_changes_nothing() {
         "the decoy is untouched"
     );
 }
+
+#[test]
+fn a_dead_run_lock_on_its_branch_goes_even_while_another_run_is_live() {
+    let fx = Fixture::new();
+    let ws = fx.workspace();
+    let live = fx.prepare(&ws, "loop/1-live");
+    let (mut child, lines) = spawn_child("run", &envs(&fx), "ready");
+    kill_at(&mut child, &lines, "ready");
+    // As if it died while updating its branch.
+    let mirror = fx.cache.join("mirrors/acme/api.git");
+    write(&mirror, &format!("refs/heads/{BRANCH}.lock"), "");
+    let report = ws.cleanup_stale().unwrap();
+    assert!(
+        report.removed.iter().any(|l| l.contains("stale worktree")),
+        "{report:?}"
+    );
+    assert_eq!(branches(&mirror), vec!["loop/1-live".to_owned()]);
+    assert!(!mirror.join(format!("refs/heads/{BRANCH}.lock")).exists());
+    assert!(
+        live.path().join("README.md").exists(),
+        "the live run is untouched"
+    );
+    drop(live);
+    assert_clean(&fx, "after both");
+}
