@@ -1,6 +1,8 @@
 //! Crash points for fault tests: when `ISSUELOOP_FAILPOINT` names a step, the process kills
 //! itself with SIGKILL there, exactly as a machine that dies mid-run would. Unset, it does
-//! nothing. The end-to-end tests use it to prove a rerun converges from any step.
+//! nothing. `tests/e2e_faults.rs` uses it to prove a rerun converges from any step: the steps are
+//! `after_reserve`, `after_claim`, `after_worktree`, `after_agent`, `after_gates`, `after_commit`,
+//! `after_push`, `after_pr`, `before_finish` and `before_settle`.
 
 use issueloop_config::Env;
 

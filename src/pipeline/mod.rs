@@ -321,9 +321,87 @@ impl Pipeline {
                     .push(format!("{}#{}: {e}", skipped.repo, skipped.number));
             }
         }
+        self.release_leftover_claim(skipped, facts, opts, report)
+            .await;
         report
             .runs
             .push(skip_row(facts, skipped.reason.id(), &skipped.detail, None));
+    }
+
+    /// A run that died after its outcome was decided (its PR opened, or `loop:failed` set)
+    /// leaves its claim on an issue no later run takes; once the claim is stale, finish what
+    /// the dead run would have done: label a published issue and give the claim back.
+    async fn release_leftover_claim(
+        &self,
+        skipped: &issueloop_triage::Skipped,
+        facts: &CandidateFacts,
+        opts: &TickOptions,
+        report: &mut TickReport,
+    ) {
+        let stale_after =
+            issueloop_triage::claim_stale_after(&self.config.budget, &self.config.labels, facts);
+        let Some(release) = leftover_claim(skipped.reason, facts, stale_after, Timestamp::now())
+        else {
+            return;
+        };
+        let (repo, number) = (&facts.issue.repo, facts.issue.number);
+        if opts.dry_run {
+            report.would.push(format!(
+                "would release the stale claim a dead run left on {repo}#{number}"
+            ));
+            return;
+        }
+        tracing::warn!(
+            repo = %repo,
+            issue = number,
+            reason = skipped.reason.id(),
+            "releasing the stale claim of a run that died after deciding its outcome"
+        );
+        let branch = facts.open_pr.as_ref().map_or_else(
+            || {
+                issueloop_workspace::branch_name(
+                    &self.config.git.branch_prefix,
+                    number,
+                    &facts.issue.title,
+                )
+            },
+            |pr| pr.branch.clone(),
+        );
+        // Release reads the repository, issue, branch and takeover lock of a claim.
+        let claim = issueloop_forge::Claim {
+            repo: repo.clone(),
+            issue: number,
+            branch,
+            base_sha: String::new(),
+            at: facts.claim.as_ref().map_or(report.started_at, |c| c.at),
+            remote_head: None,
+            took_over: None,
+            lock_ref: None,
+        };
+        let label_published = facts.open_pr.is_some()
+            && !facts
+                .issue
+                .labels
+                .iter()
+                .any(|l| l.eq_ignore_ascii_case(&self.config.labels.pr_opened));
+        let result = async {
+            if label_published {
+                self.forge
+                    .add_labels(
+                        repo,
+                        number,
+                        std::slice::from_ref(&self.config.labels.pr_opened),
+                    )
+                    .await?;
+            }
+            self.forge.release(&claim, release).await
+        }
+        .await;
+        if let Err(e) = result {
+            report
+                .errors
+                .push(format!("{repo}#{number}: releasing a stale claim: {e}"));
+        }
     }
 
     /// Derive the run's budget from what is left today and reserve it, or record the skip.
@@ -473,6 +551,30 @@ impl Pipeline {
     }
 }
 
+/// How to release the claim on an issue the tick skipped, if it is one a dead run left: only a
+/// stale claim, and only on an issue whose outcome is final (a later tick that runs the issue
+/// takes a stale claim over instead). A published issue keeps its PR's branch; a failed one
+/// loses its branch, as the failed run would have deleted it.
+fn leftover_claim(
+    reason: issueloop_triage::SkipReason,
+    facts: &CandidateFacts,
+    stale_after: std::time::Duration,
+    now: Timestamp,
+) -> Option<issueloop_forge::Release> {
+    use issueloop_forge::Release;
+    use issueloop_triage::SkipReason;
+    let claim = facts.claim.as_ref()?;
+    let stale_after = jiff::SignedDuration::try_from(stale_after).ok()?;
+    if now.duration_since(claim.at) <= stale_after {
+        return None;
+    }
+    match reason {
+        SkipReason::HasOpenPr | SkipReason::AlreadyPublished => Some(Release::KeepBranch),
+        SkipReason::AlreadyFailed => Some(Release::DeleteBranch),
+        _ => None,
+    }
+}
+
 fn skip_row(
     facts: &CandidateFacts,
     reason: &str,
@@ -490,5 +592,73 @@ fn skip_row(
         cost_usd: 0.0,
         pr: None,
         budget_explanation: explanation,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use issueloop_forge::Release;
+    use issueloop_triage::{ClaimFacts, Issue, SkipReason};
+    use std::time::Duration;
+
+    fn facts(claimed_at: Option<&str>) -> CandidateFacts {
+        CandidateFacts {
+            issue: Issue {
+                repo: "acme/app".parse().expect("repo name"),
+                number: 1,
+                title: "Add feature".into(),
+                body: String::new(),
+                labels: vec!["loop:approved".into(), "loop:in-progress".into()],
+                author: "bob".into(),
+                created_at: "2025-01-01T00:00:00Z".parse().expect("timestamp"),
+                updated_at: "2025-01-01T00:00:00Z".parse().expect("timestamp"),
+            },
+            label_events: Vec::new(),
+            body_edits: Vec::new(),
+            permissions: Default::default(),
+            open_pr: None,
+            claim: claimed_at.map(|at| ClaimFacts {
+                at: at.parse().expect("timestamp"),
+                by_us: false,
+            }),
+        }
+    }
+
+    #[test]
+    fn only_stale_claims_on_finished_issues_are_released() {
+        let now: Timestamp = "2025-01-01T12:00:00Z".parse().expect("timestamp");
+        let hour = Duration::from_secs(3600);
+        let stale = Some("2025-01-01T10:00:00Z");
+        let live = Some("2025-01-01T11:30:00Z");
+        let table = [
+            (SkipReason::HasOpenPr, stale, Some(Release::KeepBranch)),
+            (
+                SkipReason::AlreadyPublished,
+                stale,
+                Some(Release::KeepBranch),
+            ),
+            (
+                SkipReason::AlreadyFailed,
+                stale,
+                Some(Release::DeleteBranch),
+            ),
+            (SkipReason::HasOpenPr, live, None),
+            (SkipReason::AlreadyFailed, live, None),
+            (SkipReason::HasOpenPr, None, None),
+            // Issues that may run again: a run that takes them takes the stale claim over.
+            (SkipReason::Blocked, stale, None),
+            (SkipReason::NotApproved, stale, None),
+            (SkipReason::UntrustedLabel, stale, None),
+            (SkipReason::NoFreeSlot, stale, None),
+            (SkipReason::Claimed, stale, None),
+        ];
+        for (reason, claimed_at, expected) in table {
+            assert_eq!(
+                leftover_claim(reason, &facts(claimed_at), hour, now),
+                expected,
+                "{reason:?} claimed at {claimed_at:?}"
+            );
+        }
     }
 }

@@ -281,12 +281,14 @@ impl Pipeline {
         crate::failpoint::hit(&self.env, "after_gates");
 
         // The diff policy again, on everything the agent and its repairs left in the worktree.
-        let (facts, approved) = self.judge(item, state, worktree, &compiled)?;
-        if facts.is_empty() {
-            return Err(RunFailure::new(
-                Reason::NoChanges,
-                "the agent changed no file",
-            ));
+        let (mut facts, approved) = self.judge(item, state, worktree, &compiled)?;
+        // A run that died after pushing left its change on the branch this run continued: when
+        // the agent finds nothing left to do, that change, judged whole, is what gets published.
+        let carried_over = facts.is_empty();
+        if carried_over {
+            facts = self
+                .carried_over_change(item, state, worktree, &compiled)?
+                .ok_or_else(|| RunFailure::new(Reason::NoChanges, "the agent changed no file"))?;
         }
 
         // Stage evaluate, when configured: a review of the judged change.
@@ -313,12 +315,14 @@ impl Pipeline {
 
         // Commit, push, publish.
         let message = issueloop_workspace::commit_message(number, &item.facts.issue.title);
-        match blocking(|| worktree.commit(&approved, &message))
-            .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?
-        {
-            CommitOutcome::Committed { .. } => {}
-            CommitOutcome::NothingToCommit => {
-                return Err(RunFailure::new(Reason::NoChanges, "the change is empty"));
+        if !carried_over {
+            match blocking(|| worktree.commit(&approved, &message))
+                .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?
+            {
+                CommitOutcome::Committed { .. } => {}
+                CommitOutcome::NothingToCommit => {
+                    return Err(RunFailure::new(Reason::NoChanges, "the change is empty"));
+                }
             }
         }
         crate::failpoint::hit(&self.env, "after_commit");
@@ -412,6 +416,55 @@ impl Pipeline {
     > {
         let facts = blocking(|| worktree.run_change_facts())
             .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?;
+        self.judge_facts(item, state, facts, compiled)
+    }
+
+    /// What the run's branch already holds beyond the default branch (commits a run that died
+    /// after pushing left), judged by the diff policy; `None` when it holds nothing.
+    fn carried_over_change(
+        &self,
+        item: &Reserved,
+        state: &mut RunState,
+        worktree: &Worktree,
+        compiled: &CompiledPolicy,
+    ) -> Result<Option<issueloop_policy::ChangeFacts>, RunFailure> {
+        if !worktree.continued_existing_branch() {
+            return Ok(None);
+        }
+        let fork = blocking(|| fork_point(worktree, &item.repo_info.head_sha)).map_err(|e| {
+            RunFailure::new(
+                Reason::WorkspaceError,
+                format!(
+                    "cannot find where branch `{}` left the default branch: {e}",
+                    item.branch
+                ),
+            )
+        })?;
+        if fork == worktree.start_commit() {
+            return Ok(None);
+        }
+        let facts = blocking(|| worktree.change_facts(Some(&fork)))
+            .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?;
+        if facts.is_empty() {
+            return Ok(None);
+        }
+        let (facts, _) = self.judge_facts(item, state, facts, compiled)?;
+        Ok(Some(facts))
+    }
+
+    fn judge_facts(
+        &self,
+        item: &Reserved,
+        state: &mut RunState,
+        facts: issueloop_policy::ChangeFacts,
+        compiled: &CompiledPolicy,
+    ) -> Result<
+        (
+            issueloop_policy::ChangeFacts,
+            issueloop_policy::ApprovedChange,
+        ),
+        RunFailure,
+    > {
         let verdict = issueloop_policy::judge(&facts, compiled);
         self.journal(
             &item.run_id,
@@ -696,6 +749,7 @@ impl Pipeline {
                 self.release_claim(state, Release::DeleteBranch).await;
             }
         }
+        crate::failpoint::hit(&self.env, "before_settle");
         // The money: the actual cost replaces the reservation; no agent, no charge.
         let now = Timestamp::now();
         let ledger_result = if state.agent_started {
@@ -784,6 +838,14 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
         }
         _ => f(),
     }
+}
+
+/// The commit where the worktree's start left `base` (the default branch's head).
+fn fork_point(worktree: &Worktree, base: &str) -> Result<String, git2::Error> {
+    let repo = git2::Repository::open(worktree.path())?;
+    let start = git2::Oid::from_str(&worktree.start_commit())?;
+    let base = git2::Oid::from_str(base)?;
+    Ok(repo.merge_base(start, base)?.to_string())
 }
 
 fn forge_failure(e: issueloop_forge::ForgeError) -> RunFailure {

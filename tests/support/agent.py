@@ -8,6 +8,8 @@ stream-json output). The issue body says what to do, one directive per line:
   scenario: secret     add a file with an AWS access key id
   scenario: nothing    change nothing
   cost: 0.30           the total_cost_usd it reports (default 0.25)
+  sleep: 2.5           seconds to wait before changing anything (default 0); while it waits,
+                       its pid is in $E2E_AGENT_LOG.pids
 
 Every invocation appends one line to $E2E_AGENT_LOG (when set): the stage it thinks it is in.
 """
@@ -15,6 +17,7 @@ import json
 import os
 import pathlib
 import sys
+import time
 
 
 def brief():
@@ -47,6 +50,12 @@ def main():
     if log:
         with open(log, "a", encoding="utf-8") as f:
             f.write(f"{stage} {scenario}\n")
+    pause = float(directive(text, "sleep", "0"))
+    if pause > 0:
+        if log:
+            with open(log + ".pids", "a", encoding="utf-8") as f:
+                f.write(f"{os.getpid()}\n")
+        time.sleep(pause)
     if scenario == "good":
         write("app/feature.py", "def feature():\n    return 42\n")
         write("tests/test_feature.py",

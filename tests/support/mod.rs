@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod github;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -47,6 +49,8 @@ pub struct Knobs {
     pub max_concurrent_runs: u32,
     pub wall_clock: &'static str,
     pub reservation_grace: &'static str,
+    /// `[service] shutdown_grace`: how long `serve` lets running work finish after SIGTERM.
+    pub shutdown_grace: &'static str,
     /// Extra TOML appended to the configuration (e.g. a `[forge]` table for a fake GitHub).
     pub forge_toml: Option<String>,
 }
@@ -61,6 +65,7 @@ impl Default for Knobs {
             max_concurrent_runs: 1,
             wall_clock: "2m",
             reservation_grace: "1m",
+            shutdown_grace: "5s",
             forge_toml: None,
         }
     }
@@ -128,7 +133,7 @@ cache_dir = "cache"
 [service]
 max_concurrent_runs = {conc}
 cron = "* * * * * *"
-shutdown_grace = "5s"
+shutdown_grace = "{shutdown}"
 
 [state]
 path = "state.sqlite"
@@ -141,6 +146,7 @@ path = "state.sqlite"
                 agent = agent.display(),
                 reflect = knobs.reflect_attempts,
                 conc = knobs.max_concurrent_runs,
+                shutdown = knobs.shutdown_grace,
             ),
         )
         .unwrap();
@@ -229,6 +235,57 @@ path = "state.sqlite"
         repo.graph_ahead_behind(tip, main).unwrap().0
     }
 
+    /// Refs of the remote under `prefix` (`refs/issueloop/`).
+    pub fn remote_refs(&self, prefix: &str) -> Vec<String> {
+        let repo = git2::Repository::open_bare(&self.remote).unwrap();
+        let mut names: Vec<String> = repo
+            .references()
+            .unwrap()
+            .map(|r| r.unwrap().name().unwrap().to_owned())
+            .filter(|n| n.starts_with(prefix))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Creates `branch` in the remote at the tip of `at`.
+    pub fn create_remote_branch(&self, branch: &str, at: &str) {
+        let repo = git2::Repository::open_bare(&self.remote).unwrap();
+        let commit = repo
+            .revparse_single(&format!("refs/heads/{at}"))
+            .unwrap()
+            .peel_to_commit()
+            .unwrap();
+        repo.branch(branch, &commit, false).unwrap();
+    }
+
+    pub fn delete_remote_branch(&self, branch: &str) {
+        let repo = git2::Repository::open_bare(&self.remote).unwrap();
+        repo.find_branch(branch, git2::BranchType::Local)
+            .unwrap()
+            .delete()
+            .unwrap();
+    }
+
+    /// Every commit object in the remote, reachable or not: a push that was later undone (its
+    /// branch deleted) still leaves its commits here.
+    pub fn remote_commit_objects(&self) -> usize {
+        let repo = git2::Repository::open_bare(&self.remote).unwrap();
+        let odb = repo.odb().unwrap();
+        let mut ids = Vec::new();
+        odb.foreach(|id| {
+            ids.push(*id);
+            true
+        })
+        .unwrap();
+        ids.iter()
+            .filter(|id| {
+                odb.read_header(**id)
+                    .is_ok_and(|(_, kind)| kind == git2::ObjectType::Commit)
+            })
+            .count()
+    }
+
     pub fn ledger(&self) -> SqliteLedger {
         SqliteLedger::open(self.root().join("state.sqlite")).unwrap()
     }
@@ -257,12 +314,42 @@ path = "state.sqlite"
             .collect()
     }
 
+    /// [`World::journal`] while another process may still be creating the state file: `None`
+    /// until it can be read.
+    pub fn try_journal(&self) -> Option<Vec<(String, Vec<String>, issueloop::ledger::RunStatus)>> {
+        if !self.state_exists() {
+            return None;
+        }
+        let ledger = SqliteLedger::open(self.root().join("state.sqlite")).ok()?;
+        let mut runs = ledger.runs(1000).ok()?;
+        runs.reverse();
+        runs.into_iter()
+            .map(|r| {
+                let events = ledger.events(&r.run_id).ok()?;
+                let types = events.iter().map(|e| e.kind.clone()).collect();
+                Some((r.run_id.to_string(), types, r.status))
+            })
+            .collect()
+    }
+
     /// Worktrees left in the cache.
     pub fn worktrees_left(&self) -> Vec<PathBuf> {
         let dir = self.root().join("cache").join("worktrees");
         let mut out = Vec::new();
         walk_dirs(&dir, 0, &mut out);
         out
+    }
+
+    /// Claim lock files left on the local forge (`claims/*`).
+    pub fn claim_files(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.forge_repo.join("claims")) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
     }
 
     pub fn agent_calls(&self) -> Vec<String> {
@@ -273,8 +360,26 @@ path = "state.sqlite"
             .collect()
     }
 
+    /// Pids of agents that were told to sleep (`sleep: N`), in the order they started.
+    pub fn agent_pids(&self) -> Vec<i32> {
+        let path = format!("{}.pids", self.agent_log.display());
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect()
+    }
+
     pub fn command(&self) -> assert_cmd::Command {
-        let mut cmd = assert_cmd::Command::cargo_bin("issueloop").unwrap();
+        let mut cmd = assert_cmd::Command::from_std(self.std_command());
+        cmd.timeout(std::time::Duration::from_secs(120));
+        cmd
+    }
+
+    /// The binary with the world's environment and `--config`, for processes a test spawns and
+    /// signals itself.
+    pub fn std_command(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_issueloop"));
         cmd.current_dir(self.root())
             .env_remove("ISSUELOOP_CONFIG")
             .env_remove("GITHUB_ACTIONS")
@@ -287,8 +392,7 @@ path = "state.sqlite"
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .arg("--config")
-            .arg(&self.config)
-            .timeout(std::time::Duration::from_secs(120));
+            .arg(&self.config);
         cmd
     }
 
