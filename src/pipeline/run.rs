@@ -27,6 +27,12 @@ use crate::brief::{BriefInput, GateFailure, evaluate_brief, execute_brief, refle
 use crate::report::{RunStatus, RunSummary};
 use crate::service::ShutdownSignal;
 
+/// A change the diff policy approved: the facts judged, and the only thing a commit accepts.
+type Judged = (
+    issueloop_policy::ChangeFacts,
+    issueloop_policy::ApprovedChange,
+);
+
 /// An issue whose budget is reserved, ready to run.
 pub(crate) struct Reserved {
     pub run_id: RunId,
@@ -407,13 +413,7 @@ impl Pipeline {
         state: &mut RunState,
         worktree: &Worktree,
         compiled: &CompiledPolicy,
-    ) -> Result<
-        (
-            issueloop_policy::ChangeFacts,
-            issueloop_policy::ApprovedChange,
-        ),
-        RunFailure,
-    > {
+    ) -> Result<Judged, RunFailure> {
         let facts = blocking(|| worktree.run_change_facts())
             .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?;
         self.judge_facts(item, state, facts, compiled)
@@ -458,13 +458,7 @@ impl Pipeline {
         state: &mut RunState,
         facts: issueloop_policy::ChangeFacts,
         compiled: &CompiledPolicy,
-    ) -> Result<
-        (
-            issueloop_policy::ChangeFacts,
-            issueloop_policy::ApprovedChange,
-        ),
-        RunFailure,
-    > {
+    ) -> Result<Judged, RunFailure> {
         let verdict = issueloop_policy::judge(&facts, compiled);
         self.journal(
             &item.run_id,
