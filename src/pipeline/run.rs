@@ -368,7 +368,13 @@ impl Pipeline {
             },
             budget: self.budget_summary(item, state),
             stages: state.stages.clone(),
-            diff: diff_stat(&facts),
+            diff: blocking(|| committed_diff_stat(worktree, &item.repo_info.head_sha))
+                .unwrap_or_else(|e| {
+                    tracing::warn!(
+                        "cannot compute the diff stat from git ({e}); counting added lines"
+                    );
+                    diff_stat(&facts)
+                }),
             run_id: item.run_id.to_string(),
         });
         let pr = self
@@ -846,6 +852,46 @@ fn forge_failure(e: issueloop_forge::ForgeError) -> RunFailure {
     RunFailure::new(Reason::ForgeError, e.to_string())
 }
 
+/// Files, insertions and deletions of the branch's change: from where its tip left `base` (the
+/// default branch's head) to its tip, as `git diff --stat` counts them.
+fn committed_diff_stat(worktree: &Worktree, base: &str) -> Result<DiffStat, git2::Error> {
+    let repo = git2::Repository::open(worktree.path())?;
+    let tip = repo.find_commit(git2::Oid::from_str(&worktree.tip_commit())?)?;
+    let fork = repo.merge_base(tip.id(), git2::Oid::from_str(base)?)?;
+    let diff = repo.diff_tree_to_tree(
+        Some(&repo.find_commit(fork)?.tree()?),
+        Some(&tip.tree()?),
+        None,
+    )?;
+    let mut per_file = Vec::new();
+    for i in 0..diff.deltas().len() {
+        let Some(patch) = git2::Patch::from_diff(&diff, i)? else {
+            continue;
+        };
+        let (_, insertions, deletions) = patch.line_stats()?;
+        let delta = patch.delta();
+        let path = delta
+            .new_file()
+            .path()
+            .or_else(|| delta.old_file().path())
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        per_file.push(FileStat {
+            repo: None,
+            path,
+            insertions: insertions as u64,
+            deletions: deletions as u64,
+        });
+    }
+    Ok(DiffStat {
+        files: per_file.len() as u64,
+        insertions: per_file.iter().map(|f| f.insertions).sum(),
+        deletions: per_file.iter().map(|f| f.deletions).sum(),
+        per_file,
+    })
+}
+
+/// A diff stat from the change facts alone (added lines; no deletions known).
 fn diff_stat(facts: &issueloop_policy::ChangeFacts) -> DiffStat {
     let per_file: Vec<FileStat> = facts
         .tracked()

@@ -3,6 +3,7 @@
 stream-json output). The issue body says what to do, one directive per line:
 
   scenario: good       add app/feature.py and a passing test
+  scenario: shrink     rewrite one line of tests/test_base.py (a change with a deletion)
   scenario: denied     edit .github/workflows/ci.yml (the diff policy refuses it)
   scenario: failing    add a test that always fails (the gates fail, every repair too)
   scenario: secret     add a file with an AWS access key id
@@ -62,6 +63,9 @@ def main():
               "import unittest\nfrom app.feature import feature\n\n\n"
               "class FeatureTest(unittest.TestCase):\n    def test_feature(self):\n"
               "        self.assertEqual(feature(), 42)\n")
+    elif scenario == "shrink":
+        write("tests/test_base.py",
+              "import unittest\n\n\nclass BaseTest(unittest.TestCase):\n    def test_ok(self):\n        pass\n")
     elif scenario == "denied":
         write(".github/workflows/ci.yml", "name: ci\non: [push, pull_request]\njobs: {}\n")
     elif scenario == "failing":
