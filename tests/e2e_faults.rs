@@ -222,6 +222,13 @@ fn check_converged(a: &Aftermath) {
         "outcome label: {}",
         context()
     );
+    if let Setup::Local(w) = s {
+        assert!(
+            w.issue_text(n).contains("<!-- issueloop:comment issue="),
+            "the issue was never told the outcome: {}",
+            context()
+        );
+    }
     assert!(
         s.claim_locks().is_empty(),
         "claim lock left behind: {}",

@@ -274,7 +274,15 @@ fn the_pr_body_counts_insertions_and_deletions_like_git() {
     let mut w = World::new(Knobs::default());
     let n = w.add_issue("Simplify the base test", "scenario: shrink", MAINTAINER);
     let (_, report, stderr) = w.run_once(&[]);
-    assert_eq!(run_of(&report, n)["status"], "pr_opened", "{report:#}\n{stderr}");
+    assert_eq!(
+        run_of(&report, n)["status"],
+        "pr_opened",
+        "{report:#}\n{stderr}"
+    );
     let pulls = w.pulls();
-    assert!(pulls[0].contains("**1 file changed**, +1 −1"), "{}", pulls[0]);
+    assert!(
+        pulls[0].contains("**1 file changed**, +1 −1"),
+        "{}",
+        pulls[0]
+    );
 }

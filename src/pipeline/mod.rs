@@ -385,7 +385,35 @@ impl Pipeline {
                 .iter()
                 .any(|l| l.eq_ignore_ascii_case(&self.config.labels.pr_opened));
         let result = async {
-            if label_published {
+            if label_published && let Some(pr) = &facts.open_pr {
+                // The dead run opened the PR but never told the issue: say it now, naming the
+                // run (its journal shows it `interrupted`).
+                let run_id = self
+                    .store
+                    .runs(200)
+                    .ok()
+                    .and_then(|runs| {
+                        runs.into_iter().find(|r| {
+                            r.repo.as_deref() == Some(repo.full().as_str())
+                                && r.issue == Some(number)
+                        })
+                    })
+                    .map_or_else(|| "(unknown)".to_owned(), |r| r.run_id.to_string());
+                let comment = issueloop_triage::outcome_comment(&issueloop_triage::CommentInput {
+                    issue_number: number,
+                    run_id,
+                    outcome: issueloop_triage::RunOutcome::Published {
+                        pr_number: pr.number,
+                        pr_url: pr.url.clone(),
+                        draft: pr.draft,
+                        updated: false,
+                        budget: None,
+                    },
+                });
+                let marker = issueloop_triage::comment_marker(number);
+                self.forge
+                    .upsert_comment(repo, number, &marker, &comment)
+                    .await?;
                 self.forge
                     .add_labels(
                         repo,

@@ -129,6 +129,69 @@ mod tests {
         }
     }
 
+    fn outcome(
+        lines: &[&str],
+        exit: Option<i32>,
+        killed: Option<issueloop_runtime::KillReason>,
+    ) -> BackendOutcome {
+        let mut n = issueloop_runtime::Normalizer::new(
+            issueloop_runtime::Format::ClaudeCode,
+            issueloop_runtime::Pricing::default(),
+        );
+        for l in lines {
+            n.feed_line(l);
+        }
+        n.finish(exit, killed)
+    }
+
+    const RESULT_OK: &str = r#"{"type":"result","subtype":"success","is_error":false,"result":"done","total_cost_usd":0.3,"usage":{}}"#;
+    const RESULT_API_ERROR: &str = r#"{"type":"result","subtype":"success","is_error":true,"result":"API Error: overloaded","total_cost_usd":0.1,"usage":{}}"#;
+
+    #[test]
+    fn agent_outcomes_map_to_reasons() {
+        assert_eq!(
+            agent_failure("execute", &outcome(&[RESULT_OK], Some(0), None), 1.0),
+            None
+        );
+        let f =
+            agent_failure("execute", &outcome(&[RESULT_API_ERROR], Some(0), None), 1.0).unwrap();
+        assert_eq!(
+            f.reason,
+            Reason::AgentFailed,
+            "an error with exit code 0 is still a failure"
+        );
+        let f = agent_failure("execute", &outcome(&[], Some(0), None), 1.0).unwrap();
+        assert_eq!(
+            f.reason,
+            Reason::AgentFailed,
+            "no result frame is a failure: {}",
+            f.detail
+        );
+        let f = agent_failure(
+            "reflect",
+            &outcome(
+                &[RESULT_OK],
+                None,
+                Some(issueloop_runtime::KillReason::Budget),
+            ),
+            0.2,
+        )
+        .unwrap();
+        assert_eq!(f.reason, Reason::BudgetExhausted);
+        assert!(
+            f.detail.contains("stage `reflect`") && f.detail.contains("$0.20"),
+            "{}",
+            f.detail
+        );
+        let f = agent_failure(
+            "execute",
+            &outcome(&[], None, Some(issueloop_runtime::KillReason::WallClock)),
+            1.0,
+        )
+        .unwrap();
+        assert_eq!(f.reason, Reason::TimedOut);
+    }
+
     #[test]
     fn ids_are_snake_case_and_distinct() {
         let all = [
