@@ -784,21 +784,7 @@ impl GithubForge {
             {
                 Ok(a) if a.ok() => {
                     let pull: wire::Pull = a.json("POST", &path)?;
-                    let mut pr = facts::pr_ref(&pull);
-                    if !draft {
-                        self.add_labels_impl(
-                            repo,
-                            pull.number,
-                            std::slice::from_ref(&self.labels.draft),
-                        )
-                        .await?;
-                        pr.draft = false;
-                    }
-                    return Ok(PrOutcome {
-                        pr,
-                        action: PrAction::Created,
-                        draft_fallback: !draft,
-                    });
+                    return self.created(repo, &pull, draft).await;
                 }
                 Ok(a)
                     if a.status == 422
@@ -840,21 +826,7 @@ impl GithubForge {
                 Err(e) if e.maybe_applied() => {
                     tracing::warn!(error = %e, "opening the PR: outcome unknown, re-reading");
                     if let Some(pull) = self.pull_for_branch(repo, &req.branch).await? {
-                        let mut pr = facts::pr_ref(&pull);
-                        if !draft {
-                            self.add_labels_impl(
-                                repo,
-                                pull.number,
-                                std::slice::from_ref(&self.labels.draft),
-                            )
-                            .await?;
-                            pr.draft = false;
-                        }
-                        return Ok(PrOutcome {
-                            pr,
-                            action: PrAction::Created,
-                            draft_fallback: !draft,
-                        });
+                        return self.created(repo, &pull, draft).await;
                     }
                 }
                 Err(e) => return Err(e),
@@ -865,6 +837,27 @@ impl GithubForge {
             what: format!("opening the PR for `{}`", req.branch),
             attempts,
             message: "no create succeeded and none was found".into(),
+        })
+    }
+
+    /// The outcome of a PR this run opened; one opened as a regular PR in place of a refused
+    /// draft gets the draft label.
+    async fn created(
+        &self,
+        repo: &RepoName,
+        pull: &wire::Pull,
+        draft: bool,
+    ) -> Result<PrOutcome, ForgeError> {
+        let mut pr = facts::pr_ref(pull);
+        if !draft {
+            self.add_labels_impl(repo, pull.number, std::slice::from_ref(&self.labels.draft))
+                .await?;
+            pr.draft = false;
+        }
+        Ok(PrOutcome {
+            pr,
+            action: PrAction::Created,
+            draft_fallback: !draft,
         })
     }
 
