@@ -37,7 +37,7 @@ pub fn run(args: DemoArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
             .map_err(|e| CliError::failed("demo", format!("cannot make a temporary folder: {e}")))?
             .keep(),
     };
-    let uv = which("uv", &ctx.env);
+    let uv = issueloop_runtime::find_program("uv", &ctx.env, &dir).is_some();
     let sandbox = crate::demo::build_sandbox(&dir, uv)
         .map_err(|e| CliError::failed("demo", e.to_string()))?;
     outln!("issueloop demo: sandbox in `{}`", sandbox.dir.display());
@@ -84,17 +84,4 @@ pub fn run(args: DemoArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
     outln!("  the runs and their events:          issueloop --config {cfg} runs list");
     outln!("  today's ledger:                     issueloop --config {cfg} ledger show");
     Ok(code)
-}
-
-/// Whether `program` is on the snapshot's `PATH`.
-fn which(program: &str, env: &issueloop_config::Env) -> bool {
-    env.get("PATH").is_some_and(|path| {
-        std::env::split_paths(path).any(|dir| {
-            let candidate = dir.join(program);
-            candidate.is_file()
-                && std::fs::metadata(&candidate)
-                    .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
-                    .unwrap_or(false)
-        })
-    })
 }
