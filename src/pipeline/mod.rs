@@ -26,7 +26,10 @@ use jiff::Timestamp;
 use crate::report::{LedgerSummary, RunStatus, RunSummary, TickReport};
 use crate::service::ShutdownSignal;
 
-pub use outcome::{Reason, RunFailure, agent_failure};
+pub use outcome::{
+    Ending, INFRASTRUCTURE_REASONS, Reason, RunFailure, TickVerdict, agent_failure,
+    agent_start_failure, ending,
+};
 
 /// Key of the forge's poll state in the state store.
 const POLL_STATE_KEY: &str = "forge.poll_state";

@@ -22,7 +22,7 @@ use jiff::Timestamp;
 use tracing::Instrument;
 
 use super::Pipeline;
-use super::outcome::{Reason, RunFailure, agent_failure};
+use super::outcome::{Reason, RunFailure, agent_failure, agent_start_failure};
 use crate::brief::{BriefInput, GateFailure, evaluate_brief, execute_brief, reflect_brief};
 use crate::report::{RunStatus, RunSummary};
 use crate::service::ShutdownSignal;
@@ -537,12 +537,7 @@ impl Pipeline {
                 path: None,
             },
         )
-        .map_err(|e| {
-            RunFailure::new(
-                Reason::AgentFailed,
-                format!("cannot start stage `{stage}`: {e}"),
-            )
-        })?;
+        .map_err(|e| agent_start_failure(stage.as_str(), &e))?;
         self.journal(
             &item.run_id,
             Event::StageStarted {
@@ -564,8 +559,8 @@ impl Pipeline {
                 return Err(RunFailure::new(Reason::ShuttingDown, format!("the service stopped during stage `{stage}`")));
             }
         };
-        let outcome = outcome
-            .map_err(|e| RunFailure::new(Reason::AgentFailed, format!("stage `{stage}`: {e}")))?;
+        // An error here means the agent never started (a started agent's end is an outcome).
+        let outcome = outcome.map_err(|e| agent_start_failure(stage.as_str(), &e))?;
         let cost = outcome.ledger_cost(remaining);
         state.spent += cost;
         if outcome.cost_source.as_str() != "reported" {
