@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod checkout;
 pub mod github;
 
 use std::path::{Path, PathBuf};
