@@ -279,7 +279,10 @@ mod tests {
         }
     }
 
-    fn report(runs: &[(u64, RunStatus, Option<&str>)], errors: &[&str]) -> TickReport {
+    /// A run of a test report: issue, status, reason.
+    type Row = (u64, RunStatus, Option<&'static str>);
+
+    fn report(runs: &[Row], errors: &[&str]) -> TickReport {
         TickReport {
             started_at: jiff::Timestamp::UNIX_EPOCH,
             duration: std::time::Duration::ZERO,
@@ -314,7 +317,7 @@ mod tests {
     #[test]
     fn tick_exit_codes() {
         use RunStatus::{Failed, PrOpened, Skipped};
-        let table: [(&[(u64, RunStatus, Option<&str>)], &[&str], u8); 7] = [
+        let table: [(&[Row], &[&str], u8); 7] = [
             (&[], &[], 0),
             (&[(1, PrOpened, None)], &[], 0),
             (
