@@ -87,12 +87,22 @@ fn config_check_prints_the_resolved_paths() {
         assert!(stdout.contains(&line), "missing `{line}` in:\n{stdout}");
     }
 
+    // The default `./issueloop.toml` from inside `sub/`, and `ISSUELOOP_CONFIG` (relative, like
+    // `--config`) from the root: the same resolution.
     let out = command_in(&w, &checkout.dir)
         .args(["config", "check", "--json"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = command_in(&w, &root)
+        .env("ISSUELOOP_CONFIG", "sub/issueloop.toml")
+        .args(["config", "check", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let from_env: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(from_env["paths"], v["paths"]);
     let paths = &v["paths"];
     assert_eq!(paths["file"], sub.join("issueloop.toml").to_str().unwrap());
     assert_eq!(
