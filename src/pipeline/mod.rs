@@ -193,8 +193,11 @@ impl Pipeline {
                 self.run_issue(item, shutdown).await
             });
         }
-        let finished = futures_util::future::join_all(runs).await;
-        report.runs.extend(finished);
+        for finished in futures_util::future::join_all(runs).await {
+            // A ledger that could not record a run's cost fails the tick (exit 1).
+            report.errors.extend(finished.state_error);
+            report.runs.push(finished.row);
+        }
         // One row per issue, in a stable order a person can scan.
         report
             .runs

@@ -58,6 +58,13 @@ struct RunState {
     claim: Option<Claim>,
 }
 
+/// How a run ended, and a failure of the state store while recording it (which fails the tick:
+/// the reservation then expires and is charged in full, but an operator should know).
+pub(crate) struct Finished {
+    pub row: RunSummary,
+    pub state_error: Option<String>,
+}
+
 /// A published PR.
 struct Published {
     number: u64,
@@ -67,7 +74,7 @@ struct Published {
 }
 
 impl Pipeline {
-    pub(crate) async fn run_issue(&self, item: Reserved, shutdown: ShutdownSignal) -> RunSummary {
+    pub(crate) async fn run_issue(&self, item: Reserved, shutdown: ShutdownSignal) -> Finished {
         let repo = item.selected.repo.clone();
         let number = item.selected.number;
         let span = tracing::info_span!("run", run = %item.run_id, repo = %repo, issue = number);
@@ -76,7 +83,7 @@ impl Pipeline {
             .await
     }
 
-    async fn run_issue_in_span(&self, item: Reserved, shutdown: ShutdownSignal) -> RunSummary {
+    async fn run_issue_in_span(&self, item: Reserved, shutdown: ShutdownSignal) -> Finished {
         let mut state = RunState {
             started: Instant::now(),
             spent: 0.0,
@@ -650,7 +657,7 @@ impl Pipeline {
         item: &Reserved,
         state: &mut RunState,
         result: Result<Published, RunFailure>,
-    ) -> RunSummary {
+    ) -> Finished {
         let repo = &item.selected.repo;
         let number = item.selected.number;
         crate::failpoint::hit(&self.env, "before_finish");
@@ -758,11 +765,14 @@ impl Pipeline {
         } else {
             self.store.release(&item.run_id, now)
         };
-        if let Err(e) = ledger_result {
+        let state_error = ledger_result.err().map(|e| {
             tracing::error!(
                 "cannot settle the ledger (the reservation will expire and be charged in full): {e}"
             );
-        }
+            format!(
+                "{repo}#{number}: cannot settle the ledger (the reservation will expire and be charged in full): {e}"
+            )
+        });
         self.journal(
             &item.run_id,
             Event::RunFinished {
@@ -775,7 +785,7 @@ impl Pipeline {
             cost = state.spent,
             "run finished"
         );
-        row
+        Finished { row, state_error }
     }
 
     /// The outcome comment (created or updated, never duplicated) and labels. Failures here are
