@@ -1,0 +1,278 @@
+//! The shipped workflow, executed: `.github/workflows/issueloop.yml`'s `tick` job runs step by
+//! step as a hosted runner would run it (bash `-eo pipefail`, the runner's variables and files,
+//! its `${{ }}` expressions and `if:` conditions), in a clone of a repository set up as the
+//! README says (an `issueloop.toml` at the root, found without `--config`), against a fake
+//! GitHub. `uses:` steps do what their documentation says (see `tests/support/workflow.rs`).
+//!
+//! The agent: Claude Code's install step puts a stand-in `claude` on `PATH` that answers with
+//! the scripted agent in Claude Code's own stream-json. That runs the template as shipped: its
+//! default backend (`claude_code`), the real argv issueloop builds for it, and the template's
+//! `ANTHROPIC_API_KEY` wiring, which a `command` backend in the configuration would bypass.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use support::workflow::{ActionsWorld, Event, StepStatus, V, eval};
+
+use StepStatus::{Failed, Skipped, Succeeded};
+
+const REPO: &str = support::REPO;
+
+#[track_caller]
+fn assert_steps(job: &support::workflow::JobRun, expected: &[(&str, StepStatus)]) {
+    let actual = job.statuses();
+    let names: Vec<String> = actual.iter().map(|(n, s)| format!("{n} [{s:?}]")).collect();
+    assert_eq!(actual.len(), expected.len(), "{names:#?}\n{}", job.log());
+    for ((name, status), (prefix, want)) in actual.iter().zip(expected) {
+        assert!(
+            name.starts_with(prefix) && status == want,
+            "step `{name}` is {status:?}; expected `{prefix}…` {want:?}\n{names:#?}\n{}",
+            job.log()
+        );
+    }
+}
+
+#[test]
+fn a_scheduled_tick_opens_one_draft_pr_reports_it_and_keeps_the_ledger() {
+    let mut w = ActionsWorld::new();
+    let good = w.approved_issue(
+        "Add feature",
+        "scenario: good\ncost: 0.40\n\n## Acceptance\n- [ ] feature() returns 42\n",
+    );
+    let denied = w.approved_issue("Tighten CI", "scenario: denied\ncost: 0.25\n");
+
+    let job = w.tick(&Event::schedule());
+
+    // The job: every step in order, the compile skipped on the cache hit, the App token step
+    // skipped without `vars.ISSUELOOP_APP_ID`, and the tick green although one run failed (a
+    // refused diff is a designed outcome, reported on the issue).
+    assert_steps(
+        &job,
+        &[
+            ("Run actions/checkout", Succeeded),
+            ("Restore the issueloop binary", Succeeded),
+            ("Build issueloop", Skipped),
+            ("Put issueloop on PATH", Succeeded),
+            ("Restore the state database", Succeeded),
+            ("Run astral-sh/setup-uv", Succeeded),
+            ("Install Claude Code", Succeeded),
+            ("GitHub App token", Skipped),
+            ("Tick", Succeeded),
+            ("Save the state database", Succeeded),
+        ],
+    );
+    assert!(job.succeeded(), "{}", job.log());
+    assert_eq!(job.step("Tick").exit_code, Some(0), "{}", job.log());
+
+    // Exactly one draft PR, for the good issue.
+    let pulls = w.fake.pulls(REPO);
+    assert_eq!(pulls.len(), 1, "{pulls:#?}\n{}", job.log());
+    let pr = &pulls[0];
+    assert!(pr.draft && pr.open, "{pr:#?}");
+    assert_eq!(pr.head, format!("loop/{good}-add-feature"));
+    assert_eq!(pr.base, "main");
+    assert!(pr.body.contains(&format!("Closes #{good}")), "{}", pr.body);
+    assert_eq!(
+        w.remote_branches(),
+        vec![format!("loop/{good}-add-feature")]
+    );
+    let labels = w.fake.issue(REPO, denied).unwrap().labels;
+    assert!(labels.contains(&"loop:failed".to_owned()), "{labels:?}");
+
+    // The job summary: the tick's table with the PR row and the failed row, and the ledger.
+    let summary = &job.summary;
+    assert!(summary.contains("## issueloop tick"), "{summary}");
+    let pr_url = format!("/{REPO}/pull/{}", pr.number);
+    let pr_row = summary
+        .lines()
+        .find(|l| l.starts_with(&format!("| {REPO}#{good} Add feature |")))
+        .unwrap_or_else(|| panic!("no row for #{good}:\n{summary}"));
+    assert!(
+        pr_row.contains("| PR opened |")
+            && pr_row.contains("$0.40 / $1.00")
+            && pr_row.contains(&format!("[#{}]", pr.number))
+            && pr_row.contains(&pr_url),
+        "{pr_row}"
+    );
+    let failed_row = summary
+        .lines()
+        .find(|l| l.starts_with(&format!("| {REPO}#{denied} Tighten CI |")))
+        .unwrap_or_else(|| panic!("no row for #{denied}:\n{summary}"));
+    assert!(
+        failed_row.contains("| failed |") && failed_row.contains("`policy_violation`"),
+        "{failed_row}"
+    );
+    assert!(
+        summary.contains("$0.65 spent, $0.00 reserved, $9.35 left of the $10.00 daily cap"),
+        "{summary}"
+    );
+
+    // The annotations on stdout: one error for the refused change, none for the PR.
+    let annotations = job.annotations();
+    assert_eq!(annotations.len(), 1, "{annotations:#?}\n{}", job.log());
+    assert!(
+        annotations[0].starts_with(&format!(
+            "::error title=issueloop%3A {REPO}#{denied} failed (policy_violation)::Tighten CI: "
+        )),
+        "{}",
+        annotations[0]
+    );
+    assert!(
+        job.step("Tick").stdout.lines().any(|l| l == annotations[0]),
+        "printed on the tick's stdout"
+    );
+
+    // The agent ran as Claude Code, with the template's key and without a GitHub token.
+    let calls = std::fs::read_to_string(job.home.join("claude-standin.log")).unwrap();
+    let lines: Vec<&str> = calls.lines().collect();
+    assert_eq!(lines.len(), 4, "two runs:\n{calls}");
+    for pair in lines.chunks(2) {
+        assert!(
+            pair[0].starts_with("argv: -p --output-format stream-json --verbose"),
+            "{calls}"
+        );
+        assert_eq!(pair[1], "ANTHROPIC_API_KEY=set GITHUB_TOKEN=", "{calls}");
+    }
+
+    // The state database went into the cache under this run's key.
+    let key = format!("issueloop-state-{}-1", job.run_id);
+    assert_eq!(
+        w.runner.cache_keys().last(),
+        Some(&key),
+        "{:?}",
+        w.runner.cache_keys()
+    );
+    assert!(
+        w.runner
+            .cache_files(&key)
+            .contains(&"0/state.sqlite".to_owned()),
+        "{:?}",
+        w.runner.cache_files(&key)
+    );
+
+    // The next scheduled tick, on a fresh runner, restores that state: the day's spend is
+    // still known, the PR is not opened again, and nothing is charged twice.
+    let again = w.tick(&Event::schedule());
+    assert!(again.succeeded(), "{}", again.log());
+    assert_eq!(again.step("Tick").exit_code, Some(0));
+    assert_eq!(w.fake.pulls(REPO).len(), 1, "{:#?}", w.fake.pulls(REPO));
+    assert!(
+        again
+            .summary
+            .contains("$0.65 spent, $0.00 reserved, $9.35 left of the $10.00 daily cap"),
+        "{}",
+        again.summary
+    );
+    assert!(
+        !again.home.join("claude-standin.log").exists(),
+        "no agent ran again"
+    );
+}
+
+#[test]
+fn manual_runs_refuse_a_bad_issue_number_and_a_dry_run_writes_nothing() {
+    let mut w = ActionsWorld::new();
+    let n = w.approved_issue("Add feature", "scenario: good\n");
+
+    // `issue` must be a number: the step fails with exit 2 and an annotation, before issueloop
+    // starts.
+    let job = w.tick(&Event::dispatch(&[("issue", "abc")]));
+    assert!(!job.succeeded(), "{}", job.log());
+    let tick = job.step("Tick");
+    assert_eq!(
+        (tick.status, tick.exit_code),
+        (Failed, Some(2)),
+        "{}",
+        job.log()
+    );
+    assert_eq!(
+        job.annotations(),
+        vec!["::error::issue must be a number, got 'abc'".to_owned()]
+    );
+    // The state is saved whatever happened (`always()`); here there is none to save.
+    assert_eq!(job.step("Save the state database").status, Succeeded);
+    assert!(w.writes().is_empty(), "{:#?}", w.writes());
+    assert!(w.fake.pulls(REPO).is_empty());
+
+    // A dry run reads everything and writes nothing: no request that writes, no branch, no
+    // state saved (the save step is skipped).
+    let keys_before = w.runner.cache_keys().to_vec();
+    let job = w.tick(&Event::dispatch(&[("dry_run", "true")]));
+    assert!(job.succeeded(), "{}", job.log());
+    assert_eq!(job.step("Tick").exit_code, Some(0), "{}", job.log());
+    assert_eq!(job.step("Save the state database").status, Skipped);
+    assert!(w.writes().is_empty(), "{:#?}", w.writes());
+    assert!(w.remote_branches().is_empty(), "{:?}", w.remote_branches());
+    assert!(w.fake.pulls(REPO).is_empty());
+    assert_eq!(w.runner.cache_keys(), keys_before.as_slice());
+    assert!(
+        !job.home.join("claude-standin.log").exists(),
+        "no agent ran"
+    );
+    let row = job
+        .summary
+        .lines()
+        .find(|l| l.starts_with(&format!("| {REPO}#{n} Add feature |")))
+        .unwrap_or_else(|| panic!("no row for #{n}:\n{}", job.summary));
+    assert!(row.contains("`dry_run`"), "{row}");
+    let labels = w.fake.issue(REPO, n).unwrap().labels;
+    assert_eq!(labels, vec!["loop:approved".to_owned()]);
+}
+
+/// The emulated expression language agrees with Actions on the forms the workflows use.
+#[test]
+fn expressions_evaluate_as_actions_does() {
+    let ctx: BTreeMap<&str, V> = [
+        ("inputs.dry_run", V::Null),
+        ("inputs.flag", V::Bool(true)),
+        ("inputs.issue", V::Str(String::new())),
+        ("steps.app.outputs.token", V::Null),
+        ("secrets.GITHUB_TOKEN", V::Str("t".into())),
+        ("vars.ISSUELOOP_APP_ID", V::Null),
+        ("steps.binary.outputs.cache-hit", V::Str("true".into())),
+    ]
+    .into();
+    let lookup = |path: &[&str]| {
+        ctx.get(path.join(".").as_str())
+            .cloned()
+            .ok_or_else(|| format!("unknown `{}`", path.join(".")))
+    };
+    let table: &[(&str, bool, Result<V, ()>)] = &[
+        // A schedule has no inputs: null is not `true`.
+        ("inputs.dry_run != true", false, Ok(V::Bool(true))),
+        ("inputs.flag != true", false, Ok(V::Bool(false))),
+        (
+            "always() && inputs.dry_run != true",
+            true,
+            Ok(V::Bool(true)),
+        ),
+        ("success()", true, Ok(V::Bool(false))),
+        ("failure()", true, Ok(V::Bool(true))),
+        // `||` yields the first truthy operand itself.
+        (
+            "steps.app.outputs.token || secrets.GITHUB_TOKEN",
+            false,
+            Ok(V::Str("t".into())),
+        ),
+        ("vars.ISSUELOOP_APP_ID != ''", false, Ok(V::Bool(false))),
+        (
+            "steps.binary.outputs.cache-hit != 'true'",
+            false,
+            Ok(V::Bool(false)),
+        ),
+        // Strings compare ignoring case; mixed types as numbers.
+        ("'TRUE' == 'true'", false, Ok(V::Bool(true))),
+        ("inputs.issue == 0", false, Ok(V::Bool(true))),
+        ("!(inputs.issue)", false, Ok(V::Bool(true))),
+        // Anything else fails loudly.
+        ("github.event.issue.title", false, Err(())),
+        ("contains(inputs.issue, 'x')", false, Err(())),
+        ("fromJSON('1') == 1", false, Err(())),
+        ("inputs.issue > 1", false, Err(())),
+    ];
+    for (src, failed, want) in table {
+        let got = eval(src, &lookup, *failed).map_err(|_| ());
+        assert_eq!(&got, want, "`{src}` (a step failed before: {failed})");
+    }
+}
