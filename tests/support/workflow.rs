@@ -264,7 +264,7 @@ impl Runner {
         );
         check_keys(
             &job,
-            &["runs-on", "timeout-minutes", "steps", "env", "permissions"],
+            &["name", "runs-on", "timeout-minutes", "steps", "env", "permissions"],
             "job",
         );
         assert_eq!(
