@@ -135,6 +135,13 @@ fn a_scheduled_tick_opens_one_draft_pr_reports_it_and_keeps_the_ledger() {
         assert_eq!(pair[1], "ANTHROPIC_API_KEY=set GITHUB_TOKEN=", "{calls}");
     }
 
+    // The token appears nowhere the job printed or summarised.
+    assert!(
+        !job.log().contains(issueloop_fake_github::TOKEN),
+        "the token was printed:\n{}",
+        job.log()
+    );
+
     // The state database went into the cache under this run's key.
     let key = format!("issueloop-state-{}-1", job.run_id);
     assert_eq!(

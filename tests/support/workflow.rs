@@ -264,7 +264,14 @@ impl Runner {
         );
         check_keys(
             &job,
-            &["name", "runs-on", "timeout-minutes", "steps", "env", "permissions"],
+            &[
+                "name",
+                "runs-on",
+                "timeout-minutes",
+                "steps",
+                "env",
+                "permissions",
+            ],
             "job",
         );
         assert_eq!(
@@ -323,8 +330,8 @@ impl Runner {
             job_state.step(i, step);
         }
         let post = std::mem::take(&mut job_state.post);
-        for (i, p) in post.into_iter().enumerate().rev() {
-            job_state.post_step(steps.len() + i, p);
+        for p in post.into_iter().rev() {
+            job_state.post_step(p);
         }
         for (prefix, _) in &job_state.runner.replacements {
             assert!(
@@ -488,7 +495,7 @@ impl JobState<'_> {
             .map(|(k, v)| (k.clone(), self.interpolate(&scalar_text(v), &name)))
             .collect();
         match (uses, run) {
-            (Some(action), None) => self.action(index, id, name, action, &with),
+            (Some(action), None) => self.action(id, name, action, &with),
             (None, Some(script)) => {
                 let replacement = self
                     .runner
@@ -737,7 +744,6 @@ impl JobState<'_> {
     /// A `uses:` step, replaced by its documented effect.
     fn action(
         &mut self,
-        index: usize,
         id: Option<String>,
         name: String,
         action: &str,
@@ -818,11 +824,10 @@ impl JobState<'_> {
         if let Some(id) = &id {
             self.outputs.insert(id.clone(), out);
         }
-        let _ = index;
         self.finish(id, name, StepStatus::Succeeded, None, &log, "");
     }
 
-    fn post_step(&mut self, _index: usize, p: PostStep) {
+    fn post_step(&mut self, p: PostStep) {
         // `actions/cache` saves in its post step only when the job succeeded (`post-if:
         // success()`).
         if self.failed {
