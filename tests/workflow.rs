@@ -135,6 +135,10 @@ fn a_scheduled_tick_opens_one_draft_pr_reports_it_and_keeps_the_ledger() {
         assert_eq!(pair[1], "ANTHROPIC_API_KEY=set GITHUB_TOKEN=", "{calls}");
     }
 
+    // The checkout keeps no credentials for the agent to find.
+    let config = std::fs::read_to_string(job.workspace.join(".git/config")).unwrap();
+    assert!(!config.contains("extraheader"), "{config}");
+
     // The token appears nowhere the job printed or summarised.
     assert!(
         !job.log().contains(issueloop_fake_github::TOKEN),
@@ -178,7 +182,7 @@ fn a_scheduled_tick_opens_one_draft_pr_reports_it_and_keeps_the_ledger() {
 }
 
 #[test]
-fn manual_runs_refuse_a_bad_issue_number_and_a_dry_run_writes_nothing() {
+fn manual_runs_refuse_a_bad_issue_number_write_nothing_on_a_dry_run_and_take_one_issue() {
     let mut w = ActionsWorld::new();
     let n = w.approved_issue("Add feature", "scenario: good\n");
 
@@ -225,6 +229,20 @@ fn manual_runs_refuse_a_bad_issue_number_and_a_dry_run_writes_nothing() {
     assert!(row.contains("`dry_run`"), "{row}");
     let labels = w.fake.issue(REPO, n).unwrap().labels;
     assert_eq!(labels, vec!["loop:approved".to_owned()]);
+
+    // `issue` set: that issue only.
+    let other = w.approved_issue("Add another feature", "scenario: good\n");
+    let job = w.tick(&Event::dispatch(&[("issue", &other.to_string())]));
+    assert!(job.succeeded(), "{}", job.log());
+    let pulls = w.fake.pulls(REPO);
+    assert_eq!(pulls.len(), 1, "{pulls:#?}");
+    assert_eq!(pulls[0].head, format!("loop/{other}-add-another-feature"));
+    assert!(pulls[0].draft);
+    assert_eq!(
+        w.fake.issue(REPO, n).unwrap().labels,
+        vec!["loop:approved".to_owned()],
+        "the other issue is left alone"
+    );
 }
 
 /// The emulated expression language agrees with Actions on the forms the workflows use.

@@ -16,6 +16,9 @@ use serde_json::Value as Json;
 pub const RUNNER_OS: &str = "Linux";
 pub const RUNNER_ARCH: &str = "X64";
 
+/// Where `actions/checkout` persists the token unless `persist-credentials: false`.
+pub const CHECKOUT_AUTH_KEY: &str = "http.https://github.com/.extraheader";
+
 /// How long one step may run here (the workflow's own limits are hours).
 const STEP_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -776,6 +779,23 @@ impl JobState<'_> {
                     .unwrap();
                 assert!(status.success(), "git clone failed");
                 log.push_str("(emulated) cloned the repository\n");
+                // By default checkout leaves the job's token in the clone's git configuration
+                // for later `git` commands (the real action base64-encodes it).
+                if with.get("persist-credentials").map(String::as_str) != Some("false") {
+                    let token = self.runner.secrets.get("GITHUB_TOKEN").cloned();
+                    let header = format!(
+                        "AUTHORIZATION: basic x-access-token:{}",
+                        token.unwrap_or_default()
+                    );
+                    let status = Command::new("git")
+                        .args(["config", "--local", CHECKOUT_AUTH_KEY, &header])
+                        .current_dir(&self.workspace)
+                        .env("GIT_CONFIG_NOSYSTEM", "1")
+                        .status()
+                        .unwrap();
+                    assert!(status.success(), "git config failed");
+                    log.push_str("(emulated) persisted the token in `.git/config`\n");
+                }
             }
             "actions/cache" | "actions/cache/restore" => {
                 allow(&["path", "key", "restore-keys"]);
