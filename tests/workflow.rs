@@ -301,3 +301,75 @@ fn expressions_evaluate_as_actions_does() {
         assert_eq!(&got, want, "`{src}` (a step failed before: {failed})");
     }
 }
+
+/// The emulated runner keeps Actions' rules that the template relies on: `$GITHUB_ENV`,
+/// `$GITHUB_OUTPUT` (with a multi-line value) and `$GITHUB_PATH` reach later steps; `-o
+/// pipefail` fails a pipeline; after a failure, steps without a status function are skipped
+/// while `always()` and `failure()` run; the step's `env:` and `${{ env.X }}` see the workflow's
+/// variables.
+#[test]
+fn the_emulated_runner_keeps_the_rules_the_template_relies_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let workflow = dir.path().join("rules.yml");
+    std::fs::write(
+        &workflow,
+        r#"
+on: workflow_dispatch
+env:
+  GREETING: hello
+jobs:
+  rules:
+    runs-on: ubuntu-latest
+    steps:
+      - id: one
+        run: |
+          echo "FROM_ENV=set-by-one" >> "$GITHUB_ENV"
+          printf 'text<<EOF\nline 1\nline 2\nEOF\n' >> "$GITHUB_OUTPUT"
+          mkdir -p "$RUNNER_TEMP/bin"
+          printf '#!/bin/sh\necho tool ran\n' > "$RUNNER_TEMP/bin/my-tool"
+          chmod +x "$RUNNER_TEMP/bin/my-tool"
+          echo "$RUNNER_TEMP/bin" >> "$GITHUB_PATH"
+      - name: Reads
+        env:
+          TEXT: ${{ steps.one.outputs.text }}
+          WHO: ${{ env.GREETING }} world
+        run: |
+          test "$FROM_ENV" = set-by-one
+          test "$TEXT" = "$(printf 'line 1\nline 2')"
+          test "$WHO" = "hello world"
+          test "$GITHUB_ACTIONS" = true && test "$CI" = true
+          my-tool
+      - name: Pipefail
+        run: |
+          false | true
+          echo not reached
+      - name: Skipped after a failure
+        run: echo no
+      - name: Always
+        if: always()
+        run: exit 0
+      - name: On failure
+        if: ${{ failure() }}
+        run: exit 3
+"#,
+    )
+    .unwrap();
+    let mut runner = support::workflow::Runner::new(dir.path(), REPO);
+    let job = runner.run_job(&workflow, "rules", &Event::dispatch(&[]));
+    assert_steps(
+        &job,
+        &[
+            ("Run echo \"FROM_ENV", Succeeded),
+            ("Reads", Succeeded),
+            ("Pipefail", Failed),
+            ("Skipped after a failure", Skipped),
+            ("Always", Succeeded),
+            ("On failure", Failed),
+        ],
+    );
+    assert_eq!(job.step("Reads").stdout, "tool ran\n");
+    assert_eq!(job.step("Pipefail").exit_code, Some(1));
+    assert!(!job.step("Pipefail").stdout.contains("not reached"));
+    assert_eq!(job.step("On failure").exit_code, Some(3));
+    assert!(!job.succeeded());
+}
