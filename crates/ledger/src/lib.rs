@@ -9,7 +9,9 @@ mod budget;
 mod journal;
 mod ledger;
 mod money;
+mod postgres;
 mod sqlite;
+mod store;
 
 pub use budget::{BudgetDecision, SkipReason, derive};
 pub use journal::{
@@ -18,7 +20,9 @@ pub use journal::{
 };
 pub use ledger::{
     DayUsage, EntryState, Expired, Ledger, LedgerEntry, LedgerError, Reservation, ReserveOutcome,
-    ReserveRequest, Settlement, utc_day,
+    ReserveRequest, Settlement, admit, utc_day,
 };
 pub use money::Usd;
+pub use postgres::{PG_SCHEMA_VERSION, PgLedger};
 pub use sqlite::{APPLICATION_ID, SCHEMA_VERSION, SqliteLedger};
+pub use store::{Access, StateStore, open_state};
