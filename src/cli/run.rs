@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use clap::Args;
 use issueloop_config::{Config, Env};
-use issueloop_ledger::SqliteLedger;
+use issueloop_ledger::{Access, SqliteLedger, StateStore, open_state};
 
+use super::ledger::state_error;
 use super::output::{EXIT_FAILED, out, outln, print_json};
 use super::{CliError, Ctx};
 use crate::pipeline::{IssueFilter, Pipeline, TickOptions, TickVerdict};
@@ -59,13 +60,18 @@ async fn open_pipeline(config: Config, env: &Env, dry_run: bool) -> Result<Pipel
             return Err(CliError::failed("preflight", refusal));
         }
     }
-    let store = if dry_run && !config.state.path.exists() {
-        // A dry run reads the ledger but must not create one: an empty ledger in memory.
-        SqliteLedger::open(":memory:")
+    // A dry run reads the ledger but must not create one: with nothing recorded yet, an empty
+    // ledger in memory stands in for it.
+    let access = if dry_run {
+        Access::ReadOnly
     } else {
-        SqliteLedger::open(&config.state.path)
-    }
-    .map_err(|e| CliError::failed("state", e.to_string()))?;
+        Access::ReadWrite
+    };
+    let store: Arc<dyn StateStore> = match open_state(&config.state, env, access) {
+        Ok(Some(store)) => store,
+        Ok(None) => Arc::new(SqliteLedger::open(":memory:").map_err(state_error)?),
+        Err(e) => return Err(state_error(e)),
+    };
     let forge = issueloop_forge::open_forge(&config, env)
         .await
         .map_err(|e| CliError::failed("forge", e.to_string()))?;
@@ -74,7 +80,7 @@ async fn open_pipeline(config: Config, env: &Env, dry_run: bool) -> Result<Pipel
         config: Arc::new(config),
         env: env.clone(),
         forge,
-        store: Arc::new(store),
+        store,
         workspace,
     })
 }

@@ -7,6 +7,7 @@
 
 pub mod checkout;
 pub mod github;
+pub mod postgres;
 pub mod workflow;
 
 use std::path::{Path, PathBuf};

@@ -226,9 +226,19 @@ pub fn preflight(config: &Config, env: &Env) -> Preflight {
     }
 
     forge_checks(config, env, &mut problems);
-    if let Some(p) = state_store_check(&config.state.path) {
-        problems.push(p);
-    }
+    let state_problem = match config.state.backend {
+        issueloop_config::StateBackend::Sqlite => state_store_check(&config.state.path),
+        issueloop_config::StateBackend::Postgres => {
+            issueloop_config::database_url(config.state.url.as_ref(), env)
+                .err()
+                .map(|why| Problem {
+                    kind: ProblemKind::StateStore,
+                    message: why,
+                    hint: None,
+                })
+        }
+    };
+    problems.extend(state_problem);
 
     // Backend profile and pricing, for the backends that run.
     let used: Vec<BackendKind> = {
