@@ -398,11 +398,25 @@ fn client_config(url: &DatabaseUrl, shown: &Path) -> Result<postgres::Config, Le
 /// Bring the `issueloop` schema to this build's version in one transaction, under an advisory
 /// lock so two processes opening a new database apply each migration once. A schema from a
 /// newer version or another application is refused before anything is written.
+///
+/// The lock is the session's, taken before the transaction starts: a transaction that began
+/// before another process's migration committed would not see its tables in the catalogue.
 fn migrate(w: &mut Worker) -> Result<(), TxError> {
     let shown = w.shown.clone();
     let conn = w.conn()?;
-    let mut tx = conn.client.transaction()?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    conn.client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])?;
+    let result = migrate_locked(&mut conn.client, shown);
+    let unlocked = conn
+        .client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]);
+    result?;
+    unlocked?;
+    Ok(())
+}
+
+fn migrate_locked(client: &mut Client, shown: PathBuf) -> Result<(), TxError> {
+    let mut tx = client.transaction()?;
     let exists: bool = tx
         .query_one(
             "SELECT to_regclass('issueloop.schema_version') IS NOT NULL",
