@@ -372,6 +372,17 @@ fn client_config(url: &DatabaseUrl, shown: &Path) -> Result<postgres::Config, Le
             // The parser's message names the option, never the password.
             source: Box::new(e),
         })?;
+    // This build has no TLS: say so plainly instead of failing the handshake later.
+    if config.get_ssl_mode() == postgres::config::SslMode::Require {
+        return Err(LedgerError::Unconfigured {
+            detail: format!(
+                "`{}` asks for TLS (`sslmode=require`), which this issueloop does not support \
+                 yet: reach the server over a unix socket, a private network or a tunnel, \
+                 without `sslmode=require`",
+                shown.display()
+            ),
+        });
+    }
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
@@ -943,4 +954,51 @@ fn after(t: Timestamp, d: Duration) -> Timestamp {
         .and_then(|d| t.checked_add(d).ok())
         .map(to_millis)
         .unwrap_or(Timestamp::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_for(url: &str) -> Result<postgres::Config, LedgerError> {
+        let url = DatabaseUrl::parse(url).map_err(|detail| LedgerError::Unconfigured { detail })?;
+        client_config(&url, Path::new(&url.redacted()))
+    }
+
+    #[test]
+    fn timeouts_are_always_set_and_the_urls_own_options_kept() {
+        let c = config_for("postgres://u:pw@h/db").unwrap();
+        assert_eq!(c.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
+        assert_eq!(c.get_application_name(), Some("issueloop"));
+        let options = c.get_options().unwrap_or_default();
+        for want in [
+            "statement_timeout=15000",
+            "lock_timeout=15000",
+            "idle_in_transaction_session_timeout=60000",
+        ] {
+            assert!(options.contains(want), "{options}");
+        }
+        let c =
+            config_for("postgres://u@h/db?connect_timeout=3&options=-c%20work_mem%3D4MB").unwrap();
+        assert_eq!(c.get_connect_timeout(), Some(&Duration::from_secs(3)));
+        let options = c.get_options().unwrap_or_default();
+        assert!(
+            options.contains("work_mem=4MB") && options.contains("lock_timeout"),
+            "{options}"
+        );
+    }
+
+    #[test]
+    fn tls_is_refused_plainly_without_the_password() {
+        let err = config_for("postgres://u:hunter2@h/db?sslmode=require").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("sslmode=require") && text.contains("not support"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("hunter2") && text.contains("u:***@h"),
+            "{text}"
+        );
+    }
 }
