@@ -12,6 +12,7 @@ mod path;
 mod policy;
 mod raw;
 mod runtime;
+mod sandbox;
 mod suggest;
 mod validate;
 
@@ -25,6 +26,7 @@ pub use policy::{
     RepoPolicy, SecretPattern, builtin_models, builtin_policy,
 };
 pub use runtime::{BackendKind, RuntimeProfile, Stage};
+pub use sandbox::{SandboxConfig, SandboxMode, SandboxNetwork};
 pub use suggest::did_you_mean;
 pub use validate::{COMMAND_FORMATS, looks_like_github_token, normalize_cron};
 

@@ -259,6 +259,11 @@ fn build(raw: RawConfig, c: &mut Checker<'_>, base_dir: &Path, require_repos: bo
                 .unwrap_or(".issueloop/state.sqlite"),
         ),
     };
+    let (sandbox, problems) =
+        crate::sandbox::sandbox(raw.sandbox.unwrap_or_default(), base_dir);
+    for (path, message, hint) in problems {
+        c.error(&path, message, hint);
+    }
     let file = if c.loc.text.is_empty() {
         None
     } else {
@@ -280,6 +285,7 @@ fn build(raw: RawConfig, c: &mut Checker<'_>, base_dir: &Path, require_repos: bo
         publish,
         service,
         state,
+        sandbox,
         models: builtin_models(),
         warnings: std::mem::take(&mut c.warnings),
     }
