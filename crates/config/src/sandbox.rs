@@ -97,7 +97,10 @@ pub(crate) fn sandbox(raw: RawSandbox, base_dir: &Path) -> (SandboxConfig, Vec<P
             problems.push((
                 root.key("extra_writable").index(i),
                 format!("`{p}` would let agents write everywhere"),
-                Some("name the directories agents and gates need to write, e.g. a shared cache".into()),
+                Some(
+                    "name the directories agents and gates need to write, e.g. a shared cache"
+                        .into(),
+                ),
             ));
             continue;
         }
@@ -129,10 +132,34 @@ mod tests {
     fn sandbox_table() {
         let base = Path::new("/cfg");
         let cases: &[(RawSandbox, SandboxMode, SandboxNetwork, &[&str], usize)] = &[
-            (RawSandbox::default(), SandboxMode::Required, SandboxNetwork::Open, &[], 0),
-            (raw(Some("off"), None, &[]), SandboxMode::Off, SandboxNetwork::Open, &[], 0),
-            (raw(Some("best_effort"), Some("deny"), &["cache", "/abs"]), SandboxMode::BestEffort, SandboxNetwork::Deny, &["/cfg/cache", "/abs"], 0),
-            (raw(Some("required "), Some("closed"), &["/", ""]), SandboxMode::Required, SandboxNetwork::Open, &[], 4),
+            (
+                RawSandbox::default(),
+                SandboxMode::Required,
+                SandboxNetwork::Open,
+                &[],
+                0,
+            ),
+            (
+                raw(Some("off"), None, &[]),
+                SandboxMode::Off,
+                SandboxNetwork::Open,
+                &[],
+                0,
+            ),
+            (
+                raw(Some("best_effort"), Some("deny"), &["cache", "/abs"]),
+                SandboxMode::BestEffort,
+                SandboxNetwork::Deny,
+                &["/cfg/cache", "/abs"],
+                0,
+            ),
+            (
+                raw(Some("required "), Some("closed"), &["/", ""]),
+                SandboxMode::Required,
+                SandboxNetwork::Open,
+                &[],
+                4,
+            ),
         ];
         for (input, mode, network, extra, errors) in cases {
             let input = RawSandbox {

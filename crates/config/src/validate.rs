@@ -259,8 +259,7 @@ fn build(raw: RawConfig, c: &mut Checker<'_>, base_dir: &Path, require_repos: bo
                 .unwrap_or(".issueloop/state.sqlite"),
         ),
     };
-    let (sandbox, problems) =
-        crate::sandbox::sandbox(raw.sandbox.unwrap_or_default(), base_dir);
+    let (sandbox, problems) = crate::sandbox::sandbox(raw.sandbox.unwrap_or_default(), base_dir);
     for (path, message, hint) in problems {
         c.error(&path, message, hint);
     }

@@ -23,7 +23,8 @@ pub fn harden_process(secret_vars: &[&str]) -> Hardening {
     // writes the environment concurrently.
     let hidden_vars = unsafe { hide_from_environ_block(secret_vars) };
     // SAFETY: prctl with these options takes integer arguments only.
-    let non_dumpable = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong, 0, 0, 0) } == 0;
+    let non_dumpable =
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong, 0, 0, 0) } == 0;
     // SAFETY: as above.
     let subreaper =
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) } == 0;

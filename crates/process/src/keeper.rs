@@ -22,7 +22,13 @@ pub(crate) const KILL_ALL: libc::c_int = libc::SIGUSR1;
 const ORPHANED: libc::c_int = 125;
 
 /// The signals the keeper waits for with `sigtimedwait` (blocked, never handled).
-const WAITED: [libc::c_int; 5] = [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP, KILL_ALL];
+const WAITED: [libc::c_int; 5] = [
+    libc::SIGCHLD,
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    KILL_ALL,
+];
 
 /// Split the freshly forked child into the keeper and the child that goes on to exec. Returns
 /// in the child only; the keeper never returns.
@@ -186,7 +192,9 @@ unsafe fn kill_all(child: libc::pid_t) {
             }
             for &b in &buf[..n as usize] {
                 if b.is_ascii_digit() {
-                    pid = pid.saturating_mul(10).saturating_add(libc::pid_t::from(b - b'0'));
+                    pid = pid
+                        .saturating_mul(10)
+                        .saturating_add(libc::pid_t::from(b - b'0'));
                 } else {
                     if pid > 1 {
                         libc::kill(pid, libc::SIGKILL);

@@ -41,7 +41,11 @@ fn wait_for_file(path: &Path) -> String {
 async fn output_and_exit_code_are_kept() {
     let done = sh("echo out; echo err >&2; exit 3").run().await.unwrap();
     assert_eq!(done.code(), Some(3));
-    assert!(done.output.contains("out") && done.output.contains("err"), "{}", done.output);
+    assert!(
+        done.output.contains("out") && done.output.contains("err"),
+        "{}",
+        done.output
+    );
     let ok = sh("true").run().await.unwrap();
     assert!(ok.success());
 }
