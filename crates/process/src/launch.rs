@@ -292,17 +292,26 @@ impl Launch {
         })
     }
 
-    /// [`Launch::run`] from synchronous code (not on an async runtime's thread): a small runtime
-    /// of its own.
+    /// [`Launch::run`] from synchronous code: on a thread of its own with a small runtime (so
+    /// it also works when called from an async runtime's thread).
     pub fn run_blocking(self) -> Result<Finished, LaunchError> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|source| LaunchError::Spawn {
-                program: self.program.to_string_lossy().into_owned(),
-                source,
-            })?;
-        rt.block_on(self.run())
+        let program = self.program.to_string_lossy().into_owned();
+        let fail = |source| LaunchError::Spawn {
+            program: program.clone(),
+            source,
+        };
+        std::thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(fail)?;
+                    rt.block_on(self.run())
+                })
+                .join()
+                .unwrap_or_else(|_| Err(fail(std::io::Error::other("the launching thread panicked"))))
+        })
     }
 }
 

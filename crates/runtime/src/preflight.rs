@@ -4,11 +4,8 @@
 //! profile that was never set up.
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use issueloop_config::{BackendKind, Config, Env, ForgeKind, Stage};
 use serde::Serialize;
@@ -401,58 +398,20 @@ pub fn program_version(program: &Path, env: &Env) -> Option<String> {
 
 fn program_version_within(program: &Path, env: &Env, timeout: Duration) -> Option<String> {
     let vars = agent_env(&[], env).vars;
-    let mut child = Command::new(program)
+    let finished = issueloop_process::Launch::new(program)
         .arg("--version")
-        .env_clear()
-        .envs(&vars)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
+        .env(vars)
+        .timeout(timeout)
+        .kill_grace(Duration::ZERO)
+        .output_limit(8192)
+        .run_blocking()
         .ok()?;
-    let pgid = libc::pid_t::try_from(child.id()).ok().filter(|p| *p > 1);
-    let out = child.stdout.take();
-    let err = child.stderr.take();
-    let read = |pipe: Option<std::process::ChildStdout>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(p) = pipe {
-                let _ = p.take(4096).read_to_string(&mut s);
-            }
-            s
-        })
-    };
-    let out = read(out);
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(p) = err {
-            let _ = p.take(4096).read_to_string(&mut s);
-        }
-        s
-    });
-    let started = Instant::now();
-    let exited = loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break true,
-            Ok(None) if started.elapsed() < timeout => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            _ => break false,
-        }
-    };
-    if let Some(pgid) = pgid {
-        // SAFETY: killpg only sends a signal to the probe's own group.
-        unsafe {
-            libc::killpg(pgid, libc::SIGKILL);
-        }
-    }
-    if !exited {
-        let _ = child.wait();
+    if finished.timed_out {
         return None;
     }
-    let text = out.join().unwrap_or_default() + &err.join().unwrap_or_default();
-    text.lines()
+    finished
+        .output
+        .lines()
         .map(str::trim)
         .find(|l| !l.is_empty())
         .map(|l| crate::normalize::bounded(l, 200))
