@@ -22,7 +22,7 @@ mod supervise;
 
 pub use adapter::{
     BRIEF_FILE_VAR, Brief, BriefFile, Invocation, ProfileMapping, RunLimits, declared_env,
-    invocation, invocation_for_stage, profile_mapping,
+    harness_state_paths, invocation, invocation_for_stage, profile_mapping,
 };
 pub use agent_env::{AgentEnv, BASE_ENV_VARS, agent_env, find_program};
 pub use codex_setup::{
@@ -34,8 +34,8 @@ pub use format::Format;
 pub use normalize::{DEFAULT_LINE_LIMIT, ERROR_LIMIT, FINAL_MESSAGE_LIMIT, Normalizer};
 pub use outcome::{BackendOutcome, CostSource, CostUpdate, KillReason, Status, Usage};
 pub use preflight::{
-    Preflight, Problem, ProblemKind, StageCheck, backend_program, preflight, program_version,
-    stage_in_use,
+    Preflight, Problem, ProblemKind, SandboxDecision, StageCheck, backend_program, preflight,
+    program_version, sandbox_decision, stage_in_use,
 };
 pub use pricing::Pricing;
 pub use supervise::{RunEvent, RunOptions, run, run_with};

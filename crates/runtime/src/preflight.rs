@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use issueloop_config::{BackendKind, Config, Env, ForgeKind, Stage};
+use issueloop_config::{BackendKind, Config, Env, ForgeKind, SandboxMode, Stage};
+use issueloop_process::Support;
 use serde::Serialize;
 use serde::ser::SerializeMap;
 
@@ -44,6 +45,7 @@ pub enum ProblemKind {
     GithubAppKey,
     StateStore,
     CodexProfile,
+    Sandbox,
 }
 
 /// Something that would make a run fail at start.
@@ -114,6 +116,74 @@ impl Serialize for Preflight {
 /// Whether `stage` runs an agent with this configuration. `interview` builds the brief
 /// deterministically; `evaluate` runs when `run.evaluate` is on; `reflect` when
 /// `run.reflect_attempts` > 0.
+/// What a run does about the sandbox, given the setting and the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "decision")]
+pub enum SandboxDecision {
+    /// Agents and gates run under Landlock; `required`: a child that cannot be sandboxed is
+    /// not started.
+    Enforce { required: bool },
+    /// `best_effort` on a kernel without Landlock: runs unsandboxed, with a warning.
+    Unavailable,
+    /// `mode = "off"`.
+    Off,
+    /// `required` on a kernel without Landlock: issueloop does not start.
+    Refuse,
+}
+
+impl SandboxDecision {
+    /// The journal's and `doctor`'s word for it.
+    pub fn status(self) -> &'static str {
+        match self {
+            SandboxDecision::Enforce { .. } => "enforced",
+            SandboxDecision::Unavailable => "unavailable",
+            SandboxDecision::Off => "off",
+            SandboxDecision::Refuse => "refused",
+        }
+    }
+
+    pub fn enforced(self) -> bool {
+        matches!(self, SandboxDecision::Enforce { .. })
+    }
+}
+
+/// Decide what to do about the sandbox (pure).
+pub fn sandbox_decision(mode: SandboxMode, support: Support) -> SandboxDecision {
+    match (mode, support.is_available()) {
+        (SandboxMode::Off, _) => SandboxDecision::Off,
+        (SandboxMode::Required, true) => SandboxDecision::Enforce { required: true },
+        (SandboxMode::BestEffort, true) => SandboxDecision::Enforce { required: false },
+        (SandboxMode::Required, false) => SandboxDecision::Refuse,
+        (SandboxMode::BestEffort, false) => SandboxDecision::Unavailable,
+    }
+}
+
+/// The sandbox's problem or warning for the start-up check.
+fn sandbox_check(
+    mode: SandboxMode,
+    support: Support,
+    kernel: &str,
+) -> Result<Option<String>, Problem> {
+    match sandbox_decision(mode, support) {
+        SandboxDecision::Refuse => Err(Problem {
+            kind: ProblemKind::Sandbox,
+            message: format!(
+                "the agent sandbox is required (`[sandbox] mode = \"required\"`) but this kernel cannot enforce it: {support} (Linux {kernel})"
+            ),
+            hint: Some(
+                "run on Linux ≥ 5.13 with Landlock enabled (`lsm=...,landlock`), or set `[sandbox] mode = \"best_effort\"` (runs unsandboxed with a warning) or `\"off\"`".into(),
+            ),
+        }),
+        SandboxDecision::Unavailable => Ok(Some(format!(
+            "the agent sandbox is unavailable ({support}, Linux {kernel}); agents and gates run unsandboxed (`[sandbox] mode = \"best_effort\"`)"
+        ))),
+        SandboxDecision::Off => Ok(Some(
+            "the agent sandbox is off (`[sandbox] mode = \"off\"`): agents and gates can write anything this user can".into(),
+        )),
+        SandboxDecision::Enforce { .. } => Ok(None),
+    }
+}
+
 pub fn stage_in_use(config: &Config, stage: Stage) -> bool {
     match stage {
         Stage::Interview => false,
@@ -272,6 +342,15 @@ pub fn preflight(config: &Config, env: &Env) -> Preflight {
         warnings.push(format!(
             "`[backends.gemini] model = \"{m}\"` has no price in `policies/models.toml`; each Gemini run counts as its whole budget"
         ));
+    }
+    match sandbox_check(
+        config.sandbox.mode,
+        issueloop_process::support(),
+        &issueloop_process::kernel_release(),
+    ) {
+        Ok(Some(w)) => warnings.push(w),
+        Ok(None) => {}
+        Err(p) => problems.push(p),
     }
     Preflight {
         stages,
@@ -434,6 +513,46 @@ mod tests {
             dir.display()
         );
         issueloop_config::load_str(&text, &dir.join("issueloop.toml")).unwrap()
+    }
+
+    #[test]
+    fn sandbox_decision_table() {
+        use SandboxDecision::*;
+        let on = Support::Available { abi: 7 };
+        let none = Support::NotImplemented;
+        let cases = [
+            (SandboxMode::Required, on, Enforce { required: true }),
+            (SandboxMode::BestEffort, on, Enforce { required: false }),
+            (SandboxMode::Off, on, Off),
+            (SandboxMode::Required, none, Refuse),
+            (SandboxMode::BestEffort, none, Unavailable),
+            (SandboxMode::Off, none, Off),
+        ];
+        for (mode, support, want) in cases {
+            assert_eq!(
+                sandbox_decision(mode, support),
+                want,
+                "{mode:?} {support:?}"
+            );
+        }
+        let refused =
+            sandbox_check(SandboxMode::Required, Support::NotEnabled, "5.10.0").unwrap_err();
+        assert!(
+            refused.message.contains("Linux 5.10.0"),
+            "{}",
+            refused.message
+        );
+        assert!(
+            refused.message.contains("[sandbox] mode"),
+            "{}",
+            refused.message
+        );
+        assert!(
+            sandbox_check(SandboxMode::Off, none, "x")
+                .unwrap()
+                .unwrap()
+                .contains("off")
+        );
     }
 
     #[test]
