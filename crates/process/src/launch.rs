@@ -310,7 +310,9 @@ impl Launch {
                     rt.block_on(self.run())
                 })
                 .join()
-                .unwrap_or_else(|_| Err(fail(std::io::Error::other("the launching thread panicked"))))
+                .unwrap_or_else(|_| {
+                    Err(fail(std::io::Error::other("the launching thread panicked")))
+                })
         })
     }
 }
