@@ -3,7 +3,8 @@
 //!
 //! - [`invocation_for_stage`] / [`invocation`]: the argv, stdin, output format and environment
 //!   of a harness (`claude_code`, `codex`, `pi`, `opencode`, `gemini`) or any `command`.
-//! - [`run`]: the agent in its own process group in the worktree, with a scrubbed environment,
+//! - [`run`]: the agent started through `issueloop-process` in the worktree (optionally
+//!   sandboxed, every descendant ended with it), with a scrubbed environment,
 //!   live cost enforcement, a wall-clock limit and bounded memory.
 //! - [`Normalizer`]: pure, incremental reading of a harness's stream into a [`BackendOutcome`].
 //! - [`preflight`]: what `doctor` shows and `run`/`serve` check before taking work.
