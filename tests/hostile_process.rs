@@ -34,11 +34,17 @@ fn the_token_cannot_be_read_through_proc() {
     let w = hostile::world(Attack::Token, Sandbox::On);
     let report = run(&w, true);
     let findings = hostile::findings(&w, Attack::Token);
-    eprintln!("{findings}");
     assert!(findings.contains("nothing"), "{findings}\n{report:#}");
     assert!(!findings.contains("FOUND"), "{findings}");
-    // The run itself went on normally.
+    // The run itself went on normally, and its journal says how it was contained.
     assert_eq!(run_of(&report, 1)["status"], "pr_opened", "{report:#}");
+    let journal = w.journal();
+    assert!(
+        journal
+            .iter()
+            .any(|(_, events, _)| events.iter().any(|e| e == "sandbox")),
+        "{journal:?}"
+    );
 }
 
 #[test]
