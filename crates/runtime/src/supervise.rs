@@ -35,8 +35,8 @@ pub enum RunEvent {
 pub struct RunOptions {
     /// Between TERM and KILL when issueloop stops an agent.
     pub term_grace: Duration,
-    /// After the agent exits, how long its stdout may stay open (a background child holding it)
-    /// before the rest of its group is killed.
+    /// After the agent exits, how long its stdout may stay open before reading stops. (Every
+    /// process the agent started ends with it, so a background child no longer holds it open.)
     pub exit_drain: Duration,
     /// Bytes of stderr kept (half head, half tail).
     pub stderr_limit: usize,
