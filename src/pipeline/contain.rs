@@ -47,7 +47,13 @@ impl Containment {
             .prefix("issueloop-run-")
             .tempdir_in(&base)?;
         let run_dir = std::fs::canonicalize(dir.path())?;
-        let run_env = run_env(env, &run_dir, &config.sandbox.extra_writable);
+        let extra: Vec<PathBuf> = config
+            .sandbox
+            .extra_writable
+            .iter()
+            .map(|p| p.as_path().to_owned())
+            .collect();
+        let run_env = run_env(env, &run_dir, &extra);
         for var in ["TMPDIR"]
             .into_iter()
             .chain(CACHE_VARS.iter().map(|(v, _)| *v))
@@ -73,6 +79,7 @@ impl Containment {
                 gitdir,
                 run_dir: &run_dir,
                 harness: &harness,
+                extra: &extra,
             },
         );
         let (agent, gates) = match specs {
@@ -127,6 +134,7 @@ struct Writable<'a> {
     gitdir: &'a Path,
     run_dir: &'a Path,
     harness: &'a [PathBuf],
+    extra: &'a [PathBuf],
 }
 
 /// The agents' and the gates' sandboxes (`None`: unsandboxed). Agents also write their
@@ -142,7 +150,7 @@ fn sandboxes(
     };
     let common = [w.worktree.to_owned(), w.run_dir.to_owned()]
         .into_iter()
-        .chain(config.extra_writable.iter().cloned());
+        .chain(w.extra.iter().cloned());
     let mut agent = Sandbox::new(
         common
             .clone()
@@ -193,10 +201,11 @@ mod tests {
             gitdir: Path::new("/mirror/worktrees/x"),
             run_dir: Path::new("/run"),
             harness: &harness,
+            extra: &[PathBuf::from("/extra")],
         };
         let config = SandboxConfig {
             mode: SandboxMode::Required,
-            extra_writable: vec![PathBuf::from("/extra")],
+            extra_writable: vec![issueloop_config::AbsPath::new("/extra").unwrap()],
             network: SandboxNetwork::Deny,
         };
         for decision in [

@@ -5,8 +5,10 @@
 
 #![allow(dead_code)]
 
+pub mod checkout;
 pub mod github;
 pub mod hostile;
+pub mod workflow;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

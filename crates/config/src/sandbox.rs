@@ -1,12 +1,10 @@
 //! The `[sandbox]` table: whether agents and gates run under Landlock, what else they may write,
 //! and whether gates may use the network.
 
-use std::path::{Path, PathBuf};
-
 use serde::Serialize;
 
 use crate::load::resolve_path;
-use crate::path::KeyPath;
+use crate::path::{AbsPath, KeyPath};
 use crate::raw::RawSandbox;
 use crate::suggest::did_you_mean;
 
@@ -47,7 +45,7 @@ pub enum SandboxNetwork {
 pub struct SandboxConfig {
     pub mode: SandboxMode,
     /// More directories agents and gates may write (absolute, or relative to the config file).
-    pub extra_writable: Vec<PathBuf>,
+    pub extra_writable: Vec<AbsPath>,
     /// For gates only; agents always keep the network (they talk to their model's API).
     pub network: SandboxNetwork,
 }
@@ -56,7 +54,7 @@ pub struct SandboxConfig {
 pub(crate) type Problem = (KeyPath, String, Option<String>);
 
 /// Validate `[sandbox]`, relative paths resolved against `base_dir`.
-pub(crate) fn sandbox(raw: RawSandbox, base_dir: &Path) -> (SandboxConfig, Vec<Problem>) {
+pub(crate) fn sandbox(raw: RawSandbox, base_dir: &AbsPath) -> (SandboxConfig, Vec<Problem>) {
     let root = KeyPath::root().key("sandbox");
     let mut problems = Vec::new();
     let mode = match raw.mode.as_deref() {
@@ -93,7 +91,8 @@ pub(crate) fn sandbox(raw: RawSandbox, base_dir: &Path) -> (SandboxConfig, Vec<P
     let mut extra_writable = Vec::new();
     for (i, p) in raw.extra_writable.unwrap_or_default().iter().enumerate() {
         let trimmed = p.trim();
-        if trimmed.is_empty() || trimmed == "/" {
+        let resolved = resolve_path(base_dir, trimmed);
+        if trimmed.is_empty() || resolved == AbsPath::root() {
             problems.push((
                 root.key("extra_writable").index(i),
                 format!("`{p}` would let agents write everywhere"),
@@ -104,7 +103,7 @@ pub(crate) fn sandbox(raw: RawSandbox, base_dir: &Path) -> (SandboxConfig, Vec<P
             ));
             continue;
         }
-        extra_writable.push(resolve_path(base_dir, trimmed));
+        extra_writable.push(resolved);
     }
     (
         SandboxConfig {
@@ -130,7 +129,7 @@ mod tests {
 
     #[test]
     fn sandbox_table() {
-        let base = Path::new("/cfg");
+        let base = &AbsPath::new("/cfg").unwrap();
         let cases: &[(RawSandbox, SandboxMode, SandboxNetwork, &[&str], usize)] = &[
             (
                 RawSandbox::default(),
@@ -170,7 +169,7 @@ mod tests {
             let (c, problems) = sandbox(input, base);
             assert_eq!(c.mode, *mode);
             assert_eq!(c.network, *network);
-            let want: Vec<PathBuf> = extra.iter().map(PathBuf::from).collect();
+            let want: Vec<AbsPath> = extra.iter().map(|p| AbsPath::new(p).unwrap()).collect();
             assert_eq!(c.extra_writable, want);
             assert_eq!(problems.len(), *errors, "{problems:?}");
         }
