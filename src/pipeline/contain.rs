@@ -71,6 +71,15 @@ impl Containment {
             .iter()
             .flat_map(|(_, kind)| issueloop_runtime::harness_state_paths(*kind, env))
             .collect();
+        // A state folder the harness has not made yet is made now: the sandbox can only grant
+        // what exists, and the sandboxed harness could not create it in `$HOME` itself.
+        for dir in harness.iter().filter(|p| p.extension().is_none()) {
+            if !dir.exists()
+                && let Err(e) = std::fs::create_dir_all(dir)
+            {
+                tracing::warn!(path = %dir.display(), "cannot create the harness's state folder: {e}");
+            }
+        }
         let specs = sandboxes(
             decision,
             &config.sandbox,

@@ -600,7 +600,8 @@ mod tests {
 }
 
 /// Where each harness keeps its own state (session logs, settings it rewrites, caches), which
-/// a sandboxed agent must be able to write. Paths that do not exist are ignored by the sandbox.
+/// a sandboxed agent must be able to write: folders (no extension; created before the run when
+/// missing) and single files (with an extension; granted only when they exist).
 /// A `command` backend declares none; `[sandbox] extra_writable` adds more.
 pub fn harness_state_paths(backend: BackendKind, env: &issueloop_config::Env) -> Vec<PathBuf> {
     let home = env
