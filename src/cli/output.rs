@@ -57,28 +57,50 @@ impl CliError {
             if let Some(d) = self.details {
                 err["errors"] = d;
             }
-            write_stdout(format_args!("{}\n", serde_json::json!({ "error": err })));
+            let mut value = serde_json::json!({ "error": err });
+            redact_json(&mut value);
+            write_stdout(format_args!("{value}\n"));
         } else {
-            eprintln!("error: {}", self.message);
+            eprintln!("error: {}", issueloop_config::redact(&self.message));
         }
         ExitCode::from(self.code)
     }
 }
 
-/// Print a value as pretty JSON on stdout.
+/// Print a value as pretty JSON on stdout, every string in it passed through the redaction rule.
 pub fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(value)
+    let mut value = serde_json::to_value(value)
+        .map_err(|e| CliError::failed("internal", format!("cannot render JSON: {e}")))?;
+    redact_json(&mut value);
+    let text = serde_json::to_string_pretty(&value)
         .map_err(|e| CliError::failed("internal", format!("cannot render JSON: {e}")))?;
     write_stdout(format_args!("{text}\n"));
     Ok(())
 }
 
-/// Write to stdout. A reader that went away (`issueloop runs list | head`) ends the process
+/// Masks secrets in every string (and key) of a JSON value.
+pub fn redact_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) => *s = issueloop_config::redact(s),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_json),
+        serde_json::Value::Object(map) => {
+            let entries = std::mem::take(map);
+            for (k, mut v) in entries {
+                redact_json(&mut v);
+                map.insert(issueloop_config::redact(&k), v);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Write to stdout, secrets masked. A reader that went away (`issueloop runs list | head`) ends the process
 /// quietly instead of panicking; any other write error is reported on stderr.
 pub fn write_stdout(args: std::fmt::Arguments<'_>) {
     use std::io::Write as _;
+    let text = issueloop_config::redact(&args.to_string());
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
@@ -128,17 +150,74 @@ pub fn init_logging(global: &GlobalArgs, env: &Env) {
     } else {
         LogFormat::Human
     });
+    let ansi = format == LogFormat::Human && std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(move || CleanStderr { ansi })
         .with_target(false);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
-        LogFormat::Human => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .without_time()
-            .try_init(),
+        LogFormat::Human => builder.with_ansi(ansi).without_time().try_init(),
     };
+}
+
+/// Stderr for log lines: every secret masked (the one redaction rule), and every control and
+/// bidi character a logged title or message could carry removed, so a log line can neither leak
+/// a token nor drive the terminal. With colours on, the formatter's own colour codes are kept.
+struct CleanStderr {
+    ansi: bool,
+}
+
+impl std::io::Write for CleanStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // The formatter writes one whole event per call, so a secret is never split across calls.
+        let text = String::from_utf8_lossy(buf);
+        let cleaned = clean_log_text(&issueloop_config::redact(&text), self.ansi);
+        std::io::stderr().lock().write_all(cleaned.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().lock().flush()
+    }
+}
+
+/// Log text with control and bidi characters removed (newlines and tabs kept). With `ansi`,
+/// colour sequences (`ESC [ digits ; … m`) stay; every other escape sequence goes.
+pub fn clean_log_text(text: &str, ansi: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if c == '\u{1b}' && ansi {
+            let sgr = rest[1..]
+                .strip_prefix('[')
+                .and_then(|r| {
+                    r.find(|ch: char| !(ch.is_ascii_digit() || ch == ';'))
+                        .map(|n| (r, n))
+                })
+                .filter(|(r, n)| r[*n..].starts_with('m'));
+            if let Some((_, n)) = sgr {
+                out.push_str(&rest[..n + 3]);
+                rest = &rest[n + 3..];
+                continue;
+            }
+        }
+        if c == '\u{1b}' || c == '\u{9b}' {
+            // Drop the whole sequence, not just its introducer.
+            let end = rest.find(|ch: char| ch == '\n').unwrap_or(rest.len());
+            let seq = issueloop_config::clean_multiline(&rest[..end]);
+            out.push_str(&seq);
+            rest = &rest[end..];
+            continue;
+        }
+        if matches!(c, '\n' | '\t')
+            || !(c.is_control() || issueloop_config::redact::is_bidi_control(c))
+        {
+            out.push(c);
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    out
 }
 
 fn level_all(level: &str) -> String {

@@ -119,7 +119,15 @@ impl Pipeline {
         }
 
         let mut poll = self.load_poll_state();
-        let candidates = self.candidates(&mut poll, opts, &mut report).await;
+        // Outside text is data: titles and bodies lose control and bidi characters here, before
+        // selection, so nothing downstream (logs, commits, the PR, the agent) sees them, and an
+        // issue left with no usable title is refused before any money is reserved.
+        let candidates: Vec<CandidateFacts> = self
+            .candidates(&mut poll, opts, &mut report)
+            .await
+            .into_iter()
+            .map(CandidateFacts::normalized)
+            .collect();
         if !opts.dry_run {
             self.save_poll_state(&poll, &mut report);
         }

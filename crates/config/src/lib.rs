@@ -11,6 +11,7 @@ mod model;
 mod path;
 mod policy;
 mod raw;
+pub mod redact;
 mod runtime;
 mod suggest;
 mod validate;
@@ -23,6 +24,9 @@ pub use path::KeyPath;
 pub use policy::{
     AllowRule, EffectivePolicy, Loosening, ModelPrice, ModelTable, PolicyConfig, PolicyLimits,
     RepoPolicy, SecretPattern, builtin_models, builtin_policy,
+};
+pub use redact::{
+    clean_line, clean_multiline, looks_like_secret, redact, register_env_secrets, register_secret,
 };
 pub use runtime::{BackendKind, RuntimeProfile, Stage};
 pub use suggest::did_you_mean;

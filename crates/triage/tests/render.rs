@@ -525,6 +525,19 @@ fn titles() {
     let long = pr_title(5, &"ü".repeat(1000), true);
     assert_eq!(long.chars().count(), 256);
     assert!(long.ends_with("… (#5)"));
+    // A carriage return drops nothing; escapes, NUL and bidi controls never reach the title.
+    assert_eq!(
+        pr_title(7, "keep this\rand this", false),
+        "keep this and this (#7)"
+    );
+    assert_eq!(
+        pr_title(
+            7,
+            "\u{1b}[31mred\u{1b}[0m \u{1b}]0;t\u{7}nul\u{0} \u{202E}rtl",
+            false
+        ),
+        "red nul rtl (#7)"
+    );
 }
 
 #[test]
