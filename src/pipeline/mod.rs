@@ -30,6 +30,8 @@ pub use outcome::{Reason, RunFailure, agent_failure};
 
 /// Key of the forge's poll state in the state store.
 const POLL_STATE_KEY: &str = "forge.poll_state";
+/// Named value: fingerprints of the trust comments posted, so an unchanged one is not re-sent.
+const POSTED_COMMENTS_KEY: &str = "forge.posted_comments";
 
 /// Everything a tick works with, opened once per process.
 pub struct Pipeline {
@@ -252,6 +254,24 @@ impl Pipeline {
         }
     }
 
+    /// Fingerprints of the trust comments this state file has seen posted, by issue and marker.
+    fn posted_comments(&self) -> BTreeMap<String, String> {
+        self.store
+            .get_value(POSTED_COMMENTS_KEY)
+            .ok()
+            .flatten()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default()
+    }
+
+    fn save_posted_comments(&self, posted: &BTreeMap<String, String>) {
+        let text = serde_json::to_string(posted).unwrap_or_default();
+        if let Err(e) = self.store.set_value(POSTED_COMMENTS_KEY, &text) {
+            // Only costs a re-read and a compare next tick.
+            tracing::warn!("cannot record a posted comment's fingerprint: {e}");
+        }
+    }
+
     fn save_poll_state(&self, poll: &PollState, report: &mut TickReport) {
         if let Err(e) = self.store.set_value(POLL_STATE_KEY, &poll.to_json()) {
             report.errors.push(format!("saving the poll state: {e}"));
@@ -319,14 +339,33 @@ impl Pipeline {
                     "would comment on {}#{} that the body was edited after labelling",
                     skipped.repo, skipped.number
                 ));
-            } else if let Err(e) = self
-                .forge
-                .upsert_comment(&skipped.repo, skipped.number, &marker, &body)
-                .await
-            {
-                report
-                    .errors
-                    .push(format!("{}#{}: {e}", skipped.repo, skipped.number));
+            } else {
+                // Said before with the same words: no read, no write (a write per tick would
+                // also bump the issue's `updated_at` forever).
+                let key = format!("{}#{} {marker}", skipped.repo, skipped.number);
+                let print = issueloop_triage::fingerprint(&body);
+                let mut posted = self.posted_comments();
+                if posted.get(&key) == Some(&print) {
+                    tracing::debug!(
+                        repo = %skipped.repo,
+                        issue = skipped.number,
+                        "trust comment already says this; not rewritten"
+                    );
+                } else {
+                    match self
+                        .forge
+                        .upsert_comment(&skipped.repo, skipped.number, &marker, &body)
+                        .await
+                    {
+                        Ok(_) => {
+                            posted.insert(key, print);
+                            self.save_posted_comments(&posted);
+                        }
+                        Err(e) => report
+                            .errors
+                            .push(format!("{}#{}: {e}", skipped.repo, skipped.number)),
+                    }
+                }
             }
         }
         self.release_leftover_claim(skipped, facts, opts, report)

@@ -336,6 +336,21 @@ fn trust_comments() {
         ..distrust(DistrustReason::ApplierCannotWrite)
     };
     insta::assert_snapshot!("untrusted_label", trust_comment(42, &untrusted));
+    // GitHub's REST API names no editor: said in words, never a broken `@(unknown)` mention.
+    let unknown_editor = Distrust {
+        edited_by: Some("(unknown)".into()),
+        ..distrust(DistrustReason::BodyEditedAfterLabel)
+    };
+    let text = trust_comment(42, &unknown_editor);
+    assert!(!text.contains("@(unknown)"), "{text}");
+    assert!(
+        text.contains("edited by an account GitHub does not name"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cannot confirm that the editor has write permission"),
+        "{text}"
+    );
 }
 
 #[test]
