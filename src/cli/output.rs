@@ -138,10 +138,21 @@ pub fn init_logging(global: &GlobalArgs, env: &Env) {
     };
     let filter = env
         .get("RUST_LOG")
+        // octocrab's ERROR lines stay out unless asked for by name (see below).
+        .map(|f| {
+            if f.contains("octocrab") {
+                f.to_owned()
+            } else {
+                format!("{f},octocrab=off")
+            }
+        })
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| {
+            // octocrab logs every non-2xx answer at ERROR ("failed with status 502"), even one a
+            // retry then gets through; the transport logs retries (WARN) and the caller the
+            // final failure, with method and path, so octocrab's own lines stay out.
             EnvFilter::new(format!(
-                "warn,issueloop={level},issueloop_{}",
+                "warn,octocrab=off,issueloop={level},issueloop_{}",
                 level_all(level)
             ))
         });
@@ -185,39 +196,40 @@ impl std::io::Write for CleanStderr {
 /// Log text with control and bidi characters removed (newlines and tabs kept). With `ansi`,
 /// colour sequences (`ESC [ digits ; … m`) stay; every other escape sequence goes.
 pub fn clean_log_text(text: &str, ansi: bool) -> String {
+    use issueloop_config::clean_multiline;
+    if !ansi {
+        return clean_multiline(text);
+    }
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(c) = rest.chars().next() {
-        if c == '\u{1b}' && ansi {
-            let sgr = rest[1..]
-                .strip_prefix('[')
-                .and_then(|r| {
-                    r.find(|ch: char| !(ch.is_ascii_digit() || ch == ';'))
-                        .map(|n| (r, n))
-                })
-                .filter(|(r, n)| r[*n..].starts_with('m'));
-            if let Some((_, n)) = sgr {
-                out.push_str(&rest[..n + 3]);
-                rest = &rest[n + 3..];
-                continue;
+    while let Some(i) = rest.find('\u{1b}') {
+        out.push_str(&clean_multiline(&rest[..i]));
+        let after = &rest[i + 1..];
+        match sgr_len(after) {
+            Some(len) => {
+                out.push_str(&rest[i..i + 1 + len]);
+                rest = &after[len..];
+            }
+            None => {
+                // Not a colour: the cleaning removes the sequence with its payload.
+                let end = rest[i..].find('\n').map_or(rest.len(), |e| i + e);
+                out.push_str(&clean_multiline(&rest[i..end]));
+                rest = &rest[end..];
             }
         }
-        if c == '\u{1b}' || c == '\u{9b}' {
-            // Drop the whole sequence, not just its introducer.
-            let end = rest.find(|ch: char| ch == '\n').unwrap_or(rest.len());
-            let seq = issueloop_config::clean_multiline(&rest[..end]);
-            out.push_str(&seq);
-            rest = &rest[end..];
-            continue;
-        }
-        if matches!(c, '\n' | '\t')
-            || !(c.is_control() || issueloop_config::redact::is_bidi_control(c))
-        {
-            out.push(c);
-        }
-        rest = &rest[c.len_utf8()..];
     }
+    out.push_str(&clean_multiline(rest));
     out
+}
+
+/// Length of a colour sequence (`[`, digits and `;`, `m`) at the start of `s`, if it is one.
+fn sgr_len(s: &str) -> Option<usize> {
+    let body = s.strip_prefix('[')?;
+    let params = body
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b';')
+        .count();
+    body[params..].starts_with('m').then_some(params + 2)
 }
 
 fn level_all(level: &str) -> String {
@@ -235,4 +247,19 @@ fn level_all(level: &str) -> String {
     .map(|c| format!("{c}={level}"))
     .collect::<Vec<_>>()
     .join(",issueloop_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_text_keeps_colours_only_when_asked_and_nothing_else() {
+        let hostile = "\u{1b}[1mINFO\u{1b}[0m title \u{1b}]0;pwned\u{7}x \u{202E}y\u{0}\n";
+        assert_eq!(clean_log_text(hostile, false), "INFO title x y\n");
+        assert_eq!(
+            clean_log_text(hostile, true),
+            "\u{1b}[1mINFO\u{1b}[0m title x y\n"
+        );
+    }
 }

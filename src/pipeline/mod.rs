@@ -227,7 +227,7 @@ impl Pipeline {
         for expired in self.store.expire(now)? {
             tracing::warn!(
                 run = %expired.run_id,
-                "a reservation was never settled (its process died); charged in full: {expired:?}"
+                "a reservation was never settled (its process died); charged in full: {expired}"
             );
             let _ = self.store.append(
                 &expired.run_id,

@@ -149,7 +149,7 @@ impl Pipeline {
             ClaimOutcome::Busy(reason) => {
                 return Err(RunFailure::new(
                     Reason::Claimed,
-                    format!("another runner holds the issue ({})", reason.id()),
+                    format!("another runner holds the issue: {}", reason.describe()),
                 ));
             }
         }

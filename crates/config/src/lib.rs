@@ -6,6 +6,7 @@
 
 mod env;
 mod error;
+mod human;
 mod load;
 mod model;
 mod path;
@@ -18,6 +19,7 @@ mod validate;
 
 pub use env::{CREDENTIAL_VARS, Env, Secret};
 pub use error::{ConfigError, ConfigWarning, LoadError};
+pub use human::human_duration;
 pub use load::{load_file, load_str};
 pub use model::*;
 pub use path::KeyPath;
