@@ -10,7 +10,7 @@
 mod outcome;
 mod run;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use issueloop_config::{Config, Env, RepoName};
@@ -112,8 +112,11 @@ impl Pipeline {
         };
         let requests_before = self.forge.stats();
 
+        // Issues whose last run is known dead (same host, process gone): their claim is taken
+        // over now instead of after the wall clock.
+        let mut dead_runs: BTreeSet<(String, u64)> = BTreeSet::new();
         if !opts.dry_run {
-            self.expire_reservations(started_at)?;
+            dead_runs = self.expire_reservations(started_at)?;
             match self.workspace.cleanup_stale() {
                 Ok(r) => tracing::debug!(?r, "stale worktrees checked"),
                 Err(e) => report.errors.push(format!("cleaning stale worktrees: {e}")),
@@ -138,7 +141,13 @@ impl Pipeline {
             &candidates,
             &self.config.labels,
             started_at,
-            |f| issueloop_triage::claim_stale_after(&self.config.budget, &self.config.labels, f),
+            |f| {
+                if dead_runs.contains(&(f.issue.repo.full(), f.issue.number)) {
+                    std::time::Duration::ZERO
+                } else {
+                    issueloop_triage::claim_stale_after(&self.config.budget, &self.config.labels, f)
+                }
+            },
             self.config.service.max_concurrent_runs as usize,
         );
         tracing::info!(
@@ -183,7 +192,9 @@ impl Pipeline {
                     }
                 },
             };
-            if let Some(item) = self.reserve(selected, facts, info, opts, &mut report)? {
+            let owner_dead = dead_runs.contains(&(facts.issue.repo.full(), facts.issue.number));
+            if let Some(mut item) = self.reserve(selected, facts, info, opts, &mut report)? {
+                item.claim_owner_dead = owner_dead;
                 reserved.push(item);
             }
         }
@@ -223,7 +234,28 @@ impl Pipeline {
         Ok(report)
     }
 
-    fn expire_reservations(&self, now: Timestamp) -> Result<(), TickError> {
+    /// Charge the reservations of runs that will never settle: those whose process is seen
+    /// dead on this host (at once), and those past their wall clock plus grace (any host).
+    /// Returns the issues of the runs seen dead, whose claims may be taken over now.
+    fn expire_reservations(&self, now: Timestamp) -> Result<BTreeSet<(String, u64)>, TickError> {
+        let mut dead = BTreeSet::new();
+        for expired in self.store.expire_dead(now)? {
+            tracing::warn!(
+                run = %expired.run_id,
+                "the process of a run on this host is gone; its reservation is charged in full \
+                 and its claim released now: {expired}"
+            );
+            let _ = self.store.append(
+                &expired.run_id,
+                now,
+                &Event::Note {
+                    message: "the run's process died on this host; reservation charged at its \
+                              full amount before its expiry"
+                        .into(),
+                },
+            );
+            dead.insert((expired.repo, expired.issue));
+        }
         for expired in self.store.expire(now)? {
             tracing::warn!(
                 run = %expired.run_id,
@@ -237,7 +269,7 @@ impl Pipeline {
                 },
             );
         }
-        Ok(())
+        Ok(dead)
     }
 
     fn load_poll_state(&self) -> PollState {
@@ -586,6 +618,7 @@ impl Pipeline {
             ReserveOutcome::Reserved(_) => {
                 crate::failpoint::hit(&self.env, "after_reserve");
                 Ok(Some(run::Reserved {
+                    claim_owner_dead: false,
                     run_id,
                     facts: facts.clone(),
                     selected: selected.clone(),

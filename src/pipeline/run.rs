@@ -42,6 +42,9 @@ pub(crate) struct Reserved {
     pub explanation: String,
     pub branch: String,
     pub repo_info: RepoInfo,
+    /// The issue's claim belongs to a run whose process is known dead on this host: take it
+    /// over now rather than once it is stale by the clock.
+    pub claim_owner_dead: bool,
 }
 
 /// What a run accumulates as it goes, for the ledger, the PR body and the comment.
@@ -112,11 +115,15 @@ impl Pipeline {
         let number = item.selected.number;
 
         // Claim before spending anything.
-        let stale_after = issueloop_triage::claim_stale_after(
-            &self.config.budget,
-            &self.config.labels,
-            &item.facts,
-        );
+        let stale_after = if item.claim_owner_dead {
+            std::time::Duration::ZERO
+        } else {
+            issueloop_triage::claim_stale_after(
+                &self.config.budget,
+                &self.config.labels,
+                &item.facts,
+            )
+        };
         let takeover_comment = item.facts.claim.as_ref().map(|c| {
             issueloop_triage::takeover_comment(&TakeoverCommentInput {
                 issue_number: number,

@@ -152,12 +152,12 @@ pub struct Expired {
 }
 
 impl std::fmt::Display for Expired {
-    /// One sentence for a person: `run r-… of acme/app#3: $1.00 reserved at …, unsettled past
-    /// its deadline …, charged to 2025-06-01`.
+    /// One sentence for a person: `run r-… of acme/app#3: $1.00 reserved at …, due to settle
+    /// by …, charged to 2025-06-01`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "run {} of {}#{}: {} reserved at {}, unsettled past its deadline {}, charged to {}",
+            "run {} of {}#{}: {} reserved at {}, due to settle by {}, charged to {}",
             self.run_id,
             self.repo,
             self.issue,
@@ -375,8 +375,8 @@ mod tests {
         let text = expired.to_string();
         assert!(
             text.ends_with(
-                "of acme/app#3: $1.00 reserved at 2026-11-21 10:00:00 UTC, unsettled past its \
-                 deadline 2026-11-21 11:00:00 UTC, charged to 2026-11-21"
+                "of acme/app#3: $1.00 reserved at 2026-11-21 10:00:00 UTC, due to settle by \
+                 2026-11-21 11:00:00 UTC, charged to 2026-11-21"
             ),
             "{text}"
         );
