@@ -19,6 +19,16 @@ use crate::ledger::{
 use crate::money::Usd;
 use crate::owner::{ProcessOwner, owner_is_gone, process_start};
 
+/// Masks secrets in every string of a JSON value (the one rule of `issueloop_config::redact`).
+fn redact_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) => *s = issueloop_config::redact(s),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_json),
+        serde_json::Value::Object(map) => map.values_mut().for_each(redact_json),
+        _ => {}
+    }
+}
+
 /// `PRAGMA application_id` of an issueloop state file (`ISLP`): tells our files from other
 /// applications' SQLite databases.
 pub const APPLICATION_ID: i32 = 0x4953_4c50;
@@ -616,7 +626,11 @@ impl SqliteLedger {
 
 impl Journal for SqliteLedger {
     fn append(&self, run_id: &RunId, at: Timestamp, event: &Event) -> Result<u64, LedgerError> {
-        let payload = event.payload().to_string();
+        // The journal outlives the run and is printed by `runs show`: every string in it (a
+        // harness message, gate output, an error) passes the redaction rule first.
+        let mut payload = event.payload();
+        redact_json(&mut payload);
+        let payload = payload.to_string();
         self.with_conn("append to the journal", |conn| {
             conn.execute(
                 "INSERT INTO journal_events (run_id, at_ms, type, payload) VALUES (?1, ?2, ?3, ?4)",

@@ -704,3 +704,25 @@ fn a_file_of_schema_version_2_is_migrated_and_its_reservations_keep_the_clock() 
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
 }
+
+#[test]
+fn the_journal_never_stores_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let run = id("r-secret");
+    ledger
+        .append(
+            &run,
+            ts("2025-06-01T10:00:00Z"),
+            &Event::Note {
+                message: "agent said ghp_AbCdEfGhIjKlMnOpQrSt0123456789 and \
+                          sk-ant-api03-AbCdEfGhIjKlMnOpQrSt0123"
+                    .into(),
+            },
+        )
+        .unwrap();
+    let events = ledger.events(&run).unwrap();
+    let text = serde_json::to_string(&events[0].payload).unwrap();
+    assert!(!text.contains("KlMnOpQrSt"), "{text}");
+    assert!(text.contains("ghp_[REDACTED]"), "{text}");
+}
