@@ -94,3 +94,34 @@ fn a_title_with_nothing_printable_is_skipped_before_any_spend() {
     assert!(w.entries().is_empty(), "no money reserved");
     assert!(w.pulls().is_empty());
 }
+
+#[test]
+fn a_token_in_a_title_reaches_neither_the_commit_nor_the_pr() {
+    let token = "ghp_AbCdEfGhIjKlMnOpQrSt0123456789";
+    let mut w = World::new(Knobs::default());
+    let n = w.add_issue(
+        &format!("Rotate {token} please"),
+        "scenario: good\ncost: 0.40\n",
+        MAINTAINER,
+    );
+    let (code, report, stderr) = w.run_once(&[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(run_of(&report, n)["status"], "pr_opened", "{report:#}");
+    assert!(!report.to_string().contains(token), "{report:#}");
+    assert!(!stderr.contains(token), "{stderr}");
+    let pr = &w.pulls()[0];
+    assert!(!pr.contains(token), "{pr}");
+    assert!(pr.contains("Rotate ghp_[REDACTED] please"), "{pr}");
+    assert_eq!(
+        w.remote_branches(),
+        [format!("loop/{n}-rotate-ghp-redacted-please")]
+    );
+    let repo = git2::Repository::open_bare(&w.remote).unwrap();
+    let branch = repo
+        .find_reference(&format!("refs/heads/loop/{n}-rotate-ghp-redacted-please"))
+        .unwrap();
+    let commit = branch.peel_to_commit().unwrap();
+    let message = commit.message().unwrap_or_default().to_owned();
+    assert!(!message.contains(token), "{message}");
+    assert!(message.contains("ghp_[REDACTED]"), "{message}");
+}

@@ -441,7 +441,7 @@ impl Pipeline {
                 issueloop_workspace::branch_name(
                     &self.config.git.branch_prefix,
                     number,
-                    &facts.issue.title,
+                    &issueloop_triage::redact(&facts.issue.title),
                 )
             },
             |pr| pr.branch.clone(),
@@ -595,10 +595,11 @@ impl Pipeline {
             &self.config.budget,
             now,
         );
+        // Named from the title with secrets masked: a ref is as public as the PR.
         let branch = issueloop_workspace::branch_name(
             &self.config.git.branch_prefix,
             selected.number,
-            &facts.issue.title,
+            &issueloop_triage::redact(&facts.issue.title),
         );
         self.journal_all(
             &run_id,

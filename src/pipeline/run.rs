@@ -327,7 +327,11 @@ impl Pipeline {
         }
 
         // Commit, push, publish.
-        let message = issueloop_workspace::commit_message(number, &item.facts.issue.title);
+        // A git object outlives everything: the title is already clean, and secrets are masked.
+        let message = issueloop_workspace::commit_message(
+            number,
+            &issueloop_triage::redact(&item.facts.issue.title),
+        );
         if !carried_over {
             match blocking(|| worktree.commit(&approved, &message))
                 .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?
