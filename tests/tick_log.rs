@@ -88,7 +88,8 @@ fn snapshot(name: &str, g: &GithubWorld, log: &str) {
         (r"pid=\d+", "pid=[PID]"),
         (r"pid \d+", "pid [PID]"),
         (r"duration_ms=\d+", "duration_ms=[N]"),
-        (r"-[0-9a-f]{4}-[0-9a-f]{4}\b", "-[WT]"),
+        // Worktree folders: `<issue>-<slug>-<hex>-<hex>`.
+        (r"/(\d+-[a-z0-9-]+?)-[0-9a-f]+-[0-9a-f]+\b", "/$1-[WT]"),
     ] {
         settings.add_filter(pattern, replacement);
     }
