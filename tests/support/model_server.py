@@ -29,7 +29,9 @@ The script (JSON):
    "usage": {"input_tokens": 1000, "output_tokens": 100},   # per response
    "delay_s": 0,          # wait before every model response (a wall-clock kill test)
    "status": 200,         # another status answers every model request with an API error
-   "error_message": "..."}
+   "error_message": "...",
+   "require_key": "sk-…"} # a request without this key (x-api-key, x-goog-api-key, a bearer
+                          # token or ?key=) gets 401
 
 Every request is appended to --log as one JSON line: method, path, the request body and what
 was answered. The server exits when its stdin closes (the test that started it ended) or after
@@ -167,6 +169,7 @@ class Handler(BaseHTTPRequestHandler):
             "headers": {k.lower(): v for k, v in self.headers.items() if k.lower() in ("user-agent", "content-type")},
             "body": body,
             "answer": answer,
+            "tools": len(body.get("tools") or []) if isinstance(body, dict) else 0,
             "at": time.time(),
         }
         with LOCK:
@@ -221,6 +224,10 @@ class Handler(BaseHTTPRequestHandler):
         if api is None or not isinstance(body, dict):
             self.record(body, "unknown")
             return self.send_json(404, {"error": {"message": "the scripted model server does not serve " + path}})
+        key = script.get("require_key")
+        if key and not self.has_key(key):
+            self.record(body, "error 401")
+            return self.send_json(401, {"type": "error", "error": {"type": "authentication_error", "code": "invalid_api_key", "status": "UNAUTHENTICATED", "message": "Incorrect API key provided (scripted model server)"}})
         delay = float(script.get("delay_s") or 0)
         if delay:
             time.sleep(delay)
@@ -232,6 +239,17 @@ class Handler(BaseHTTPRequestHandler):
         getattr(self, "serve_" + api)(body, path)
 
     # -- plumbing ---------------------------------------------------------------------------
+
+    def has_key(self, key):
+        from urllib.parse import parse_qs, urlparse
+
+        given = [
+            self.headers.get("x-api-key", ""),
+            self.headers.get("x-goog-api-key", ""),
+            self.headers.get("Authorization", "").replace("Bearer ", "", 1),
+        ]
+        given += parse_qs(urlparse(self.path).query).get("key", [])
+        return key in given
 
     def send_json(self, status, obj):
         data = json.dumps(obj).encode("utf-8")
