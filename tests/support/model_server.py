@@ -230,6 +230,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(401, {"type": "error", "error": {"type": "authentication_error", "code": "invalid_api_key", "status": "UNAUTHENTICATED", "message": "Incorrect API key provided (scripted model server)"}})
         delay = float(script.get("delay_s") or 0)
         if delay:
+            self.record(body, "delayed %gs" % delay)
             time.sleep(delay)
         status = int(script.get("status") or 200)
         if status != 200:
