@@ -155,19 +155,32 @@ pub fn preflight(config: &Config, env: &Env) -> Preflight {
             (program, path)
         });
     }
-    let versions: BTreeMap<BackendKind, Option<String>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = programs
-            .iter()
-            .filter_map(|(kind, (_, path))| {
-                let path = path.clone()?;
-                Some((*kind, scope.spawn(move || program_version(&path, env))))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|(k, h)| (k, h.join().ok().flatten()))
-            .collect()
-    });
+    // Gemini's `--help` is read alongside the version probes (each is a slow Node start-up).
+    let gemini_program = programs
+        .get(&BackendKind::Gemini)
+        .and_then(|(_, path)| path.clone())
+        .filter(|_| {
+            table
+                .iter()
+                .any(|(stage, kind)| *kind == BackendKind::Gemini && stage_in_use(config, *stage))
+        });
+    let (versions, gemini_trust): (BTreeMap<BackendKind, Option<String>>, Option<Problem>) =
+        std::thread::scope(|scope| {
+            let help =
+                gemini_program.map(|path| scope.spawn(move || gemini_trust_check(&path, env)));
+            let handles: Vec<_> = programs
+                .iter()
+                .filter_map(|(kind, (_, path))| {
+                    let path = path.clone()?;
+                    Some((*kind, scope.spawn(move || program_version(&path, env))))
+                })
+                .collect();
+            let versions = handles
+                .into_iter()
+                .map(|(k, h)| (k, h.join().ok().flatten()))
+                .collect();
+            (versions, help.and_then(|h| h.join().ok().flatten()))
+        });
     let stages: Vec<StageCheck> = table
         .iter()
         .map(|(stage, kind)| {
@@ -271,12 +284,7 @@ pub fn preflight(config: &Config, env: &Env) -> Preflight {
             Some(_) => {}
         }
     }
-    if used.contains(&BackendKind::Gemini)
-        && let Some((_, Some(path))) = programs.get(&BackendKind::Gemini)
-        && let Some(p) = gemini_trust_check(path, env)
-    {
-        problems.push(p);
-    }
+    problems.extend(gemini_trust);
     if used.contains(&BackendKind::Gemini)
         && let Some(m) = config.backend(BackendKind::Gemini).model
         && config.models.lookup(&m).is_none()
