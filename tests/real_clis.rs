@@ -542,9 +542,12 @@ fn explains_missing_credentials(cli: Cli, explanation: &str) {
 fn is_killed_at_the_wall_clock(cli: Cli) {
     let mut slow = script((1000, 100));
     slow["delay_s"] = json!(120);
-    // Long enough for the CLI to start and send its first request (OpenCode takes 5-15 s to
-    // start on a busy 2-core runner), short enough to keep the test quick.
-    let wall_clock = if cli == Cli::OpenCode { "25s" } else { "8s" };
+    // Long enough for the CLI to start and send its first request (OpenCode and Gemini take
+    // 5-15 s to start on a busy 2-core runner), short enough to keep the test quick.
+    let wall_clock = match cli {
+        Cli::OpenCode | Cli::Gemini => "25s",
+        Cli::Claude | Cli::Codex | Cli::Pi => "10s",
+    };
     let knobs = Knobs {
         wall_clock,
         ..Knobs::default()
