@@ -174,6 +174,20 @@ pub fn job_summary_markdown(report: &TickReport) -> String {
         }
     }
 
+    // Why the job is red when runs failed for an infrastructure reason (exit 1).
+    let infrastructure = crate::pipeline::TickVerdict::of(report).infrastructure;
+    if !infrastructure.is_empty() {
+        let _ = writeln!(
+            md,
+            "**Infrastructure failure** (the tick exits 1): {}\n",
+            infrastructure
+                .iter()
+                .map(|r| format!("`{}`", inline_text(r)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+
     if !report.errors.is_empty() {
         md.push_str("### Errors\n\n");
         for e in &report.errors {
@@ -509,6 +523,24 @@ mod tests {
             errors: vec!["listing issues of `acme/web` failed: not found or no access".into()],
         };
         insta::assert_snapshot!(job_summary_markdown(&report));
+    }
+
+    #[test]
+    fn summary_says_why_an_infrastructure_failure_fails_the_job() {
+        let mut report = three_outcomes();
+        assert!(!job_summary_markdown(&report).contains("Infrastructure failure"));
+        let failed = report
+            .runs
+            .iter_mut()
+            .find(|r| r.status == RunStatus::Failed)
+            .expect("a failed run");
+        failed.reason = Some("workspace_error".into());
+        let line = format!(
+            "**Infrastructure failure** (the tick exits 1): `{}#{}: workspace_error`\n",
+            failed.repo, failed.issue
+        );
+        let md = job_summary_markdown(&report);
+        assert!(md.contains(&line), "{md}");
     }
 
     #[test]

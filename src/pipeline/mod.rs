@@ -26,7 +26,10 @@ use jiff::Timestamp;
 use crate::report::{LedgerSummary, RunStatus, RunSummary, TickReport};
 use crate::service::ShutdownSignal;
 
-pub use outcome::{Reason, RunFailure, agent_failure};
+pub use outcome::{
+    Ending, INFRASTRUCTURE_REASONS, Reason, RunFailure, TickVerdict, agent_failure,
+    agent_start_failure, ending,
+};
 
 /// Key of the forge's poll state in the state store.
 const POLL_STATE_KEY: &str = "forge.poll_state";
@@ -190,8 +193,11 @@ impl Pipeline {
                 self.run_issue(item, shutdown).await
             });
         }
-        let finished = futures_util::future::join_all(runs).await;
-        report.runs.extend(finished);
+        for finished in futures_util::future::join_all(runs).await {
+            // A ledger that could not record a run's cost fails the tick (exit 1).
+            report.errors.extend(finished.state_error);
+            report.runs.push(finished.row);
+        }
         // One row per issue, in a stable order a person can scan.
         report
             .runs

@@ -19,7 +19,7 @@ pub use env::{CREDENTIAL_VARS, Env, Secret};
 pub use error::{ConfigError, ConfigWarning, LoadError};
 pub use load::{load_file, load_str};
 pub use model::*;
-pub use path::KeyPath;
+pub use path::{AbsPath, KeyPath};
 pub use policy::{
     AllowRule, EffectivePolicy, Loosening, ModelPrice, ModelTable, PolicyConfig, PolicyLimits,
     RepoPolicy, SecretPattern, builtin_models, builtin_policy,

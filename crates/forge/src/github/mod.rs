@@ -104,13 +104,13 @@ impl GithubForge {
         let (client, credentials) = match &config.forge.app {
             Some(app) => {
                 let pem = std::fs::read(&app.private_key_path).map_err(|e| ForgeError::AppKey {
-                    path: app.private_key_path.clone(),
+                    path: app.private_key_path.to_path_buf(),
                     message: format!("cannot read it: {e}"),
                 })?;
                 let app_client = base_builder!(api.as_str(), timeout)
                     .app_from_rsa_pem(app.app_id.into(), &pem)
                     .map_err(|e| ForgeError::AppKey {
-                        path: app.private_key_path.clone(),
+                        path: app.private_key_path.to_path_buf(),
                         message: format!("not an RSA private key in PEM format ({e})"),
                     })?
                     .build()
