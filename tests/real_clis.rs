@@ -510,6 +510,7 @@ fn explains_missing_credentials(cli: Cli, explanation: &str) {
         tick.report, tick.stderr
     );
     let detail = run["detail"].as_str().unwrap_or_default();
+    eprintln!("{cli:?} without credentials: {detail}");
     assert!(
         detail.contains(explanation),
         "{cli:?}: the reason lacks `{explanation}`: {detail}"

@@ -172,8 +172,15 @@ impl Normalizer {
             if verdict.unexplained && !generic {
                 // The stream stopped short without saying why; the harness may have said so on
                 // stderr ("No API key found…", "not running in a trusted directory…").
+                // Its own words replace the guess ("truncated, or killed") about the stream.
                 if let Some(tail) = stderr_tail::tail(&self.stderr) {
-                    error = error.map(|e| format!("{e}; the agent's stderr ends with:\n{tail}"));
+                    let how = match exit_code {
+                        Some(code) => format!("the agent exited with code {code}"),
+                        None => "the agent was ended by a signal".to_owned(),
+                    };
+                    error = Some(format!(
+                        "{how} without finishing its output; its stderr ends with:\n{tail}"
+                    ));
                 }
             } else if generic {
                 let detail = stderr_tail::tail(&self.stderr)

@@ -311,10 +311,11 @@ fn stderr_explains_a_failure_the_stream_does_not() {
     n.set_stderr("Error: OPENAI_API_KEY is not set\n".into());
     let o = n.finish(Some(1), None);
     assert_eq!(o.status, Status::Failed);
-    assert!(
-        o.error.as_deref().unwrap().contains("no turn result"),
-        "{:?}",
-        o.error
+    assert_eq!(
+        o.error.as_deref(),
+        Some(
+            "the agent exited with code 1 without finishing its output; its stderr ends with:\nError: OPENAI_API_KEY is not set"
+        )
     );
     let mut n = Normalizer::new(Format::Text, Pricing::default());
     n.set_stderr("Error: OPENAI_API_KEY is not set\n".into());
