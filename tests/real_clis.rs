@@ -542,7 +542,7 @@ fn explains_missing_credentials(cli: Cli, explanation: &str) {
 /// A model that answers too slowly: the run is stopped at its wall clock.
 fn is_killed_at_the_wall_clock(cli: Cli) {
     let mut slow = script((1000, 100));
-    slow["delay_s"] = json!(120);
+    slow["delay_s"] = json!(600);
     // Long enough for the CLI to start and send its first request (OpenCode and Gemini take
     // 5-15 s to start on a busy 2-core runner), short enough to keep the test quick.
     let wall_clock = match cli {
@@ -576,9 +576,10 @@ fn is_killed_at_the_wall_clock(cli: Cli) {
             eprintln!("{cli:?}: reached the model server before the kill: {reached}")
         }
     }
-    // The wall clock, 5 s of grace after TERM, and the tick's own work.
+    // The wall clock, 5 s of grace after TERM, and the tick's own work (slow on a loaded
+    // machine), far from the model's 600 s.
     assert!(
-        tick.elapsed < Duration::from_secs(75),
+        tick.elapsed < Duration::from_secs(150),
         "{cli:?}: {:?}",
         tick.elapsed
     );
