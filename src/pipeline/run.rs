@@ -42,6 +42,9 @@ pub(crate) struct Reserved {
     pub explanation: String,
     pub branch: String,
     pub repo_info: RepoInfo,
+    /// The issue's claim belongs to a run whose process is known dead on this host: take it
+    /// over now rather than once it is stale by the clock.
+    pub claim_owner_dead: bool,
 }
 
 /// What a run accumulates as it goes, for the ledger, the PR body and the comment.
@@ -119,11 +122,15 @@ impl Pipeline {
         let number = item.selected.number;
 
         // Claim before spending anything.
-        let stale_after = issueloop_triage::claim_stale_after(
-            &self.config.budget,
-            &self.config.labels,
-            &item.facts,
-        );
+        let stale_after = if item.claim_owner_dead {
+            std::time::Duration::ZERO
+        } else {
+            issueloop_triage::claim_stale_after(
+                &self.config.budget,
+                &self.config.labels,
+                &item.facts,
+            )
+        };
         let takeover_comment = item.facts.claim.as_ref().map(|c| {
             issueloop_triage::takeover_comment(&TakeoverCommentInput {
                 issue_number: number,
@@ -156,7 +163,7 @@ impl Pipeline {
             ClaimOutcome::Busy(reason) => {
                 return Err(RunFailure::new(
                     Reason::Claimed,
-                    format!("another runner holds the issue ({})", reason.id()),
+                    format!("another runner holds the issue: {}", reason.describe()),
                 ));
             }
         }
@@ -327,7 +334,11 @@ impl Pipeline {
         }
 
         // Commit, push, publish.
-        let message = issueloop_workspace::commit_message(number, &item.facts.issue.title);
+        // A git object outlives everything: the title is already clean, and secrets are masked.
+        let message = issueloop_workspace::commit_message(
+            number,
+            &issueloop_triage::redact(&item.facts.issue.title),
+        );
         if !carried_over {
             match blocking(|| worktree.commit(&approved, &message))
                 .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?

@@ -7,8 +7,6 @@ use std::collections::BTreeMap;
 pub const TAIL_LINES: usize = 20;
 /// Bytes of stderr a failure reason carries at most.
 pub const TAIL_BYTES: usize = 2048;
-/// What replaces a secret value.
-pub const REDACTED: &str = "[REDACTED]";
 /// Values shorter than this are not treated as secrets (they would mask ordinary words).
 const MIN_SECRET_LEN: usize = 8;
 /// Name parts of variables whose values are secrets.
@@ -31,83 +29,25 @@ pub fn secret_values(vars: &BTreeMap<String, String>) -> Vec<String> {
     out
 }
 
-/// `text` with every occurrence of a secret value, and anything shaped like a GitHub token,
-/// masked. Applied to the whole of stderr before any of it is kept, so no later cut can leave a
+/// `text` with every secret masked by the one redaction rule (`issueloop_config::redact`): the
+/// secret shapes, the values registered at start-up, and `secrets` (the agent's own secret
+/// values). Applied to the whole of stderr before any of it is kept, so no later cut can leave a
 /// part of a secret behind.
 pub fn redact(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_owned();
-    for s in secrets.iter().filter(|s| s.len() >= MIN_SECRET_LEN) {
-        if out.contains(s.as_str()) {
-            out = out.replace(s.as_str(), REDACTED);
-        }
-    }
-    issueloop_triage::redact(&out)
-}
-
-/// `text` without terminal escape sequences (colours, cursor movement) and without control
-/// characters other than newline and tab; a carriage return ends a line.
-pub fn strip_controls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\u{1b}' => match chars.peek() {
-                // CSI: parameters and intermediates up to a final byte in `@`..=`~`.
-                Some('[') => {
-                    chars.next();
-                    for d in chars.by_ref() {
-                        if ('@'..='~').contains(&d) {
-                            break;
-                        }
-                    }
-                }
-                // OSC: up to BEL or ESC `\`.
-                Some(']') => {
-                    chars.next();
-                    while let Some(d) = chars.next() {
-                        if d == '\u{7}' {
-                            break;
-                        }
-                        if d == '\u{1b}' {
-                            if chars.peek() == Some(&'\\') {
-                                chars.next();
-                            }
-                            break;
-                        }
-                    }
-                }
-                // Any other escape: the escape and the one character after it.
-                Some(_) => {
-                    chars.next();
-                }
-                None => {}
-            },
-            '\n' | '\t' => out.push(c),
-            '\r' => {
-                if chars.peek() != Some(&'\n') {
-                    out.push('\n');
-                }
-            }
-            c if c.is_control() => {}
-            // Bidirectional overrides and other invisible formatting can disguise text.
-            '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {}
-            c => out.push(c),
-        }
-    }
-    out
+    issueloop_config::redact(&issueloop_config::redact::redact_with(text, secrets))
 }
 
 /// The last non-empty lines of `stderr` (at most [`TAIL_LINES`] lines and [`TAIL_BYTES`]
-/// bytes), control sequences stripped and GitHub tokens masked, or `None` when there are none.
-/// Secret values of the agent's environment are masked earlier, by the supervisor (see
-/// [`redact`]).
+/// bytes), escape sequences and control characters removed (`clean_multiline`) and secret
+/// shapes masked, or `None` when there are none. The secret values of the agent's environment
+/// are masked earlier, by the supervisor (see [`redact`]).
 pub fn tail(stderr: &str) -> Option<String> {
     tail_within(stderr, TAIL_LINES, TAIL_BYTES)
 }
 
 /// [`tail`] with explicit bounds.
 pub fn tail_within(stderr: &str, max_lines: usize, max_bytes: usize) -> Option<String> {
-    let clean = issueloop_triage::redact(&strip_controls(stderr));
+    let clean = issueloop_config::redact(&issueloop_config::clean_multiline(stderr));
     let lines: Vec<&str> = clean
         .lines()
         .map(str::trim_end)
@@ -182,15 +122,12 @@ mod tests {
             ("a\u{7}b\u{0}c", "abc"),
             (
                 "progress 10%\rprogress 100%\r\n",
-                "progress 10%\nprogress 100%\n",
+                "progress 10%\nprogress 100%",
             ),
-            ("\u{1b}]0;title\u{7}text", "text"),
-            ("\u{1b}]8;;http://x\u{1b}\\link", "link"),
             ("safe\u{202e}txt.exe", "safetxt.exe"),
-            ("tab\tkept", "tab\tkept"),
         ];
         for (input, want) in cases {
-            assert_eq!(strip_controls(input), want, "{input:?}");
+            assert_eq!(tail(input).as_deref(), Some(want), "{input:?}");
         }
     }
 
@@ -212,6 +149,11 @@ mod tests {
         assert_eq!(
             masked,
             "401: key [REDACTED] rejected; [REDACTED]; short; /home/runner-0123456789 ghp_[REDACTED]"
+        );
+        // Shapes are masked without being told the value.
+        assert_eq!(
+            redact("key sk-ant-api03-abcdefghijklmnopqrstuvwxyz", &[]),
+            "key sk-ant-[REDACTED]"
         );
         // A token reaching the tail some other way is still masked.
         assert_eq!(
