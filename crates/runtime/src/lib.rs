@@ -19,6 +19,7 @@ mod normalize;
 mod outcome;
 mod preflight;
 mod pricing;
+mod stderr_tail;
 mod supervise;
 
 pub use adapter::{
@@ -39,4 +40,5 @@ pub use preflight::{
     program_version, sandbox_decision, stage_in_use,
 };
 pub use pricing::Pricing;
+pub use stderr_tail::{TAIL_BYTES, TAIL_LINES};
 pub use supervise::{RunEvent, RunOptions, run, run_with};

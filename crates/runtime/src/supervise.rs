@@ -18,6 +18,7 @@ use crate::agent_env::{agent_env, find_program};
 use crate::error::RuntimeError;
 use crate::normalize::{DEFAULT_LINE_LIMIT, Normalizer};
 use crate::outcome::{BackendOutcome, CostUpdate, KillReason};
+use crate::stderr_tail;
 
 /// Bytes read from stdout at a time.
 const READ_CHUNK: usize = 64 << 10;
@@ -120,7 +121,7 @@ pub async fn run_with(
     let launch = Launch::new(&program)
         .args(&inv.args)
         .current_dir(worktree)
-        .env(scrubbed.vars)
+        .env(scrubbed.vars.clone())
         .stdin(inv.stdin.clone().into_bytes())
         .output_limit(opts.stderr_limit)
         .sandbox(opts.sandbox.clone());
@@ -229,7 +230,11 @@ pub async fn run_with(
     if status.is_none() {
         status = final_status.map(Ok);
     }
-    normalizer.set_stderr(stderr);
+    // Secret values the agent was given never reach a failure reason (see `stderr_tail`).
+    normalizer.set_stderr(stderr_tail::redact(
+        &stderr,
+        &stderr_tail::secret_values(&scrubbed.vars),
+    ));
     let exit_code = match &status {
         Some(Ok(s)) => s.code(),
         _ => None,
