@@ -633,7 +633,12 @@ pub fn harness_state_paths(backend: BackendKind, env: &issueloop_config::Env) ->
                 .map(PathBuf::from)
                 .or_else(|| in_home(".codex")),
         ],
-        BackendKind::Pi => vec![in_home(".pi")],
+        BackendKind::Pi => vec![
+            env.get("PI_CODING_AGENT_DIR")
+                .filter(|p| p.starts_with('/'))
+                .map(PathBuf::from),
+            in_home(".pi"),
+        ],
         BackendKind::OpenCode => vec![
             xdg("XDG_DATA_HOME", ".local/share").map(|p| p.join("opencode")),
             xdg("XDG_STATE_HOME", ".local/state").map(|p| p.join("opencode")),
