@@ -122,6 +122,24 @@ impl Containment {
     }
 }
 
+/// Adjust a harness's own sandbox to run inside issueloop's: Codex's `workspace-write` sandbox
+/// builds a mount namespace (bubblewrap), which Landlock refuses to a sandboxed process, so every
+/// command Codex runs would fail. Inside issueloop's sandbox, which already confines writes to
+/// the run, Codex is told not to add its own.
+pub(crate) fn inside_our_sandbox(invocation: &mut issueloop_runtime::Invocation) {
+    if invocation.backend != issueloop_config::BackendKind::Codex {
+        return;
+    }
+    let mut args = invocation.args.iter_mut().peekable();
+    while let Some(arg) = args.next() {
+        if arg == "--sandbox"
+            && let Some(value) = args.next()
+        {
+            *value = "danger-full-access".to_owned();
+        }
+    }
+}
+
 /// The environment of a run's children: `TMPDIR` and each tool cache in the run directory.
 fn run_env(env: &Env, run_dir: &Path, extra_writable: &[PathBuf]) -> Env {
     let mut out = env.clone();

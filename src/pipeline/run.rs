@@ -591,6 +591,14 @@ impl Pipeline {
             },
         )
         .map_err(|e| agent_start_failure(stage.as_str(), &e))?;
+        let mut invocation = invocation;
+        if state
+            .containment
+            .as_ref()
+            .is_some_and(|c| c.agent.is_some())
+        {
+            super::contain::inside_our_sandbox(&mut invocation);
+        }
         self.journal(
             &item.run_id,
             Event::StageStarted {
