@@ -9,6 +9,7 @@ mod budget;
 mod journal;
 mod ledger;
 mod money;
+mod owner;
 mod postgres;
 mod sqlite;
 mod store;
@@ -23,6 +24,7 @@ pub use ledger::{
     ReserveRequest, Settlement, admit, utc_day,
 };
 pub use money::Usd;
+pub use owner::{ProcessOwner, owner_is_gone, process_start};
 pub use postgres::{PG_SCHEMA_VERSION, PgLedger};
 pub use sqlite::{APPLICATION_ID, SCHEMA_VERSION, SqliteLedger};
 pub use store::{Access, StateStore, open_state};

@@ -19,6 +19,9 @@ pub trait StateStore: Ledger + Journal {
     fn set_value(&self, key: &str, value: &str) -> Result<(), LedgerError>;
     /// Where the store lives, as it may be shown: a file's path, or a URL without its password.
     fn location(&self) -> String;
+    /// Charge in full, now rather than at their expiry, the open reservations made on this
+    /// host by a process that is gone (see [`SqliteLedger::expire_dead`]).
+    fn expire_dead(&self, now: jiff::Timestamp) -> Result<Vec<crate::Expired>, LedgerError>;
 }
 
 impl StateStore for SqliteLedger {
@@ -33,6 +36,10 @@ impl StateStore for SqliteLedger {
     fn location(&self) -> String {
         self.path().display().to_string()
     }
+
+    fn expire_dead(&self, now: jiff::Timestamp) -> Result<Vec<crate::Expired>, LedgerError> {
+        SqliteLedger::expire_dead(self, now)
+    }
 }
 
 impl StateStore for PgLedger {
@@ -46,6 +53,10 @@ impl StateStore for PgLedger {
 
     fn location(&self) -> String {
         PgLedger::location(self)
+    }
+
+    fn expire_dead(&self, now: jiff::Timestamp) -> Result<Vec<crate::Expired>, LedgerError> {
+        PgLedger::expire_dead(self, now)
     }
 }
 

@@ -221,3 +221,26 @@ fn a_refused_connection_names_the_server_but_never_the_password() {
     assert!(!message.contains("Wr0ng-Passw0rd"), "{message}");
     assert!(message.contains(&format!("{user}:***@")), "{message}");
 }
+
+#[test]
+fn the_journal_never_stores_a_secret() {
+    let Some(store) = TestStore::new(Backend::Postgres, "the_journal_never_stores_a_secret") else {
+        return;
+    };
+    let s = store.open();
+    let run = RunId::parse("r-secret").unwrap();
+    s.append(
+        &run,
+        "2025-06-01T10:00:00Z".parse().unwrap(),
+        &Event::Note {
+            message: "agent said ghp_AbCdEfGhIjKlMnOpQrSt0123456789".into(),
+        },
+    )
+    .unwrap();
+    let stored: String = raw(&store)
+        .query_one("SELECT payload FROM issueloop.journal_events", &[])
+        .unwrap()
+        .get(0);
+    assert!(!stored.contains("KlMnOpQrSt"), "{stored}");
+    assert!(stored.contains("ghp_[REDACTED]"), "{stored}");
+}
