@@ -21,16 +21,23 @@ fn runner(w: &World, name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let text = std::fs::read_to_string(&w.config).unwrap();
     let forge = w.root().join("forge");
+    let observe = w.root().join("observe");
     let text = text
         .replace(
             "local_path = \"forge\"",
             &format!("local_path = \"{}\"", forge.display()),
+        )
+        // The agent's log (how the test counts agent runs) is the world's, shared by all.
+        .replace(
+            "extra_writable = [\"observe\"]",
+            &format!("extra_writable = [\"{}\"]", observe.display()),
         )
         .replace(
             "[state]\npath = \"state.sqlite\"",
             "[state]\nbackend = \"postgres\"",
         );
     assert!(text.contains("backend = \"postgres\""), "{text}");
+    assert!(text.contains(&observe.display().to_string()), "{text}");
     std::fs::write(dir.join("issueloop.toml"), text).unwrap();
     dir
 }
