@@ -86,6 +86,10 @@ pub fn open_state(
         StateBackend::Postgres => {
             let url = database_url(state.url.as_ref(), env)
                 .map_err(|detail| LedgerError::Unconfigured { detail })?;
+            // Whatever prints text from now on (logs, comments, the journal) masks it.
+            if let Some(password) = url.password() {
+                issueloop_config::register_secret(&password);
+            }
             let store = match access {
                 Access::ReadWrite => Some(PgLedger::open(&url)?),
                 Access::ReadOnly => PgLedger::open_existing(&url)?,
