@@ -997,6 +997,18 @@ fn policy(
         );
         policy.repos.insert(repo, rp);
     }
+    // Gate options that name a program or a package source, allowed by a policy file.
+    for rule in &policy.allowlist {
+        for option in &rule.options {
+            loosenings.push(Loosening {
+                key: format!(
+                    "gates.allow (program = \"{}\") in `{}`",
+                    rule.program, rule.source
+                ),
+                description: format!("gates may use `{} {option}`", rule.program),
+            });
+        }
+    }
     policy.loosenings = loosenings;
     policy
 }

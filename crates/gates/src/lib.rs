@@ -17,6 +17,7 @@ mod capture;
 mod env;
 mod error;
 mod facts;
+mod guarded;
 mod leftovers;
 mod plan;
 mod prepare;
