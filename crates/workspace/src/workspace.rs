@@ -597,6 +597,13 @@ fn checkout_worktree(
         });
     repo.checkout_tree(commit.as_object(), Some(&mut options))
         .map_err(WorkspaceError::git(op()))?;
+    // Record the tree cache in the private index, so that checking it against the tip's tree
+    // before each comparison costs nothing.
+    let mut private = repo.index().map_err(WorkspaceError::git(op()))?;
+    private
+        .write_tree_to(&repo)
+        .and_then(|_| private.write())
+        .map_err(WorkspaceError::git(op()))?;
     let bytes = std::fs::read(&index).map_err(WorkspaceError::io("cannot read", &index))?;
     contain::replace_file(
         &contain::admin_dir(&record.mirror, &record.worktree_name).join("index"),
