@@ -1001,11 +1001,11 @@ fn policy(
     for rule in &policy.allowlist {
         for option in &rule.options {
             loosenings.push(Loosening {
-                key: format!(
-                    "gates.allow (program = \"{}\") in `{}`",
+                key: format!("gates.allow[program = \"{}\"].options", rule.program),
+                description: format!(
+                    "gates may use `{} {option}` (policy file `{}`)",
                     rule.program, rule.source
                 ),
-                description: format!("gates may use `{} {option}`", rule.program),
             });
         }
     }
