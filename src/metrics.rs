@@ -61,6 +61,8 @@ struct State {
     run_reasons: BTreeMap<(RunStatus, String), u64>,
     ticks: BTreeMap<TickOutcome, u64>,
     fires_skipped: u64,
+    /// Runs that failed for an infrastructure reason (what makes `run --once` exit 1).
+    infrastructure_failures: u64,
     tick_running: bool,
     last_tick_duration: Option<Duration>,
     last_tick_end: Option<jiff::Timestamp>,
@@ -102,6 +104,9 @@ impl Metrics {
         s.last_tick_duration = Some(duration);
         s.last_tick_end = Some(finished_at);
         if let Some(report) = report {
+            s.infrastructure_failures += crate::pipeline::TickVerdict::of(report)
+                .infrastructure
+                .len() as u64;
             for run in &report.runs {
                 *s.runs.entry(run.status).or_default() += 1;
                 if let Some(reason) = &run.reason {
@@ -154,6 +159,17 @@ pub fn render_prometheus(metrics: &Metrics) -> String {
             escape_label(reason)
         );
     }
+    family(
+        &mut out,
+        "issueloop_infrastructure_failures_total",
+        "counter",
+        "Runs that failed for an infrastructure reason (workspace, forge, agent start).",
+    );
+    let _ = writeln!(
+        out,
+        "issueloop_infrastructure_failures_total {}",
+        s.infrastructure_failures
+    );
     family(
         &mut out,
         "issueloop_ticks_total",
@@ -512,6 +528,26 @@ mod tests {
         assert!(text.contains("issueloop_runs_total{status=\"pr_opened\"} 0\n"));
         assert!(text.contains("issueloop_ticks_total{outcome=\"ok\"} 0\n"));
         assert!(!text.contains("issueloop_cost_today_usd"), "no ledger yet");
+    }
+
+    #[test]
+    fn infrastructure_failures_are_counted() {
+        let m = Metrics::new();
+        let end: jiff::Timestamp = "2025-06-01T12:00:01.5Z".parse().expect("timestamp");
+        let mut r = report();
+        m.tick_finished(TickOutcome::Ok, Duration::from_secs(1), end, Some(&r));
+        let text = render_prometheus(&m);
+        assert!(
+            text.contains("\nissueloop_infrastructure_failures_total 0\n"),
+            "{text}"
+        );
+        r.runs[1].reason = Some("workspace_error".into());
+        m.tick_finished(TickOutcome::Ok, Duration::from_secs(1), end, Some(&r));
+        let text = render_prometheus(&m);
+        assert!(
+            text.contains("\nissueloop_infrastructure_failures_total 1\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -71,8 +71,72 @@ fn resolved_json(config: &Config) -> serde_json::Value {
         "publish": config.publish,
         "service": config.service,
         "state": config.state,
+        "paths": resolved_paths(config)
+            .into_iter()
+            .map(|p| (p.key, serde_json::Value::String(p.value)))
+            .collect::<serde_json::Map<_, _>>(),
         "warnings": config.warnings,
     })
+}
+
+/// One path of the configuration as it was resolved at load.
+struct ResolvedPath {
+    /// The configuration key (`git.cache_dir`), or `file` for the configuration itself.
+    key: String,
+    /// The absolute path, or a bare program name looked up on `PATH` when a run starts.
+    value: String,
+}
+
+/// Every path the configuration resolved, absolute: the file itself, the directories and files
+/// it names, and each backend's program (a bare name stays a `PATH` lookup).
+fn resolved_paths(config: &Config) -> Vec<ResolvedPath> {
+    let mut out = Vec::new();
+    let mut push = |key: &str, value: String| {
+        out.push(ResolvedPath {
+            key: key.to_owned(),
+            value,
+        })
+    };
+    let shown = |p: &std::path::Path| p.display().to_string();
+    if let Some(f) = &config.file {
+        push("file", shown(f));
+    }
+    push("base_dir", shown(&config.base_dir));
+    push("git.cache_dir", shown(&config.git.cache_dir));
+    push("state.path", shown(&config.state.path));
+    if config.forge.kind == issueloop_config::ForgeKind::Local {
+        push("forge.local_path", shown(&config.forge.local_path));
+    }
+    if let Some(app) = &config.forge.app {
+        push("forge.app.private_key_path", shown(&app.private_key_path));
+    }
+    let files = config
+        .policy
+        .sources
+        .iter()
+        .filter(|s| !s.starts_with("builtin:"));
+    for (i, source) in files.enumerate() {
+        push(&format!("policy.files[{i}]"), source.clone());
+    }
+    let mut kinds: Vec<issueloop_config::BackendKind> = config
+        .runtime_profile
+        .table()
+        .into_iter()
+        .map(|(_, k)| k)
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    for kind in kinds {
+        if let Some(program) = issueloop_runtime::backend_program(config, kind) {
+            let key = if kind == issueloop_config::BackendKind::Command {
+                "argv[0]"
+            } else {
+                "binary"
+            };
+            push(&format!("backends.{kind}.{key}"), program);
+        }
+    }
+    out
 }
 
 /// The human-readable summary of a valid configuration.
@@ -199,7 +263,22 @@ pub fn render(config: &Config) -> String {
             "s"
         }
     );
-    let _ = writeln!(out, "state        {}", config.state.path.display());
+    let _ = writeln!(
+        out,
+        "\npaths (resolved against `{}`):",
+        config.base_dir.display()
+    );
+    for p in resolved_paths(config) {
+        if p.key == "base_dir" {
+            continue;
+        }
+        let lookup = if p.value.contains('/') {
+            ""
+        } else {
+            " (looked up on `PATH`)"
+        };
+        let _ = writeln!(out, "  {:<28} {}{lookup}", p.key, p.value);
+    }
     if !config.warnings.is_empty() {
         let _ = writeln!(out, "\nwarnings:");
         for w in &config.warnings {

@@ -34,7 +34,8 @@ pub struct Cli {
 
 #[derive(Debug, clap::Args)]
 pub struct GlobalArgs {
-    /// Configuration file.
+    /// Configuration file (a relative path is taken from the current directory; paths in the
+    /// file are relative to the file's directory).
     #[arg(
         long,
         global = true,
@@ -116,8 +117,8 @@ impl Ctx {
     /// work in any repository, like `policy check`). A file that exists but is invalid is an error.
     pub fn load_config_or_builtin(&self) -> Result<Config, CliError> {
         if !self.config_explicit && !self.global.config.exists() {
-            let dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-            return Ok(Config::builtin(dir));
+            // Default paths under the current directory, resolved like a file's there.
+            return Ok(Config::builtin(PathBuf::from(".")));
         }
         self.load_config()
     }
@@ -134,6 +135,8 @@ pub fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let env = Env::from_process();
+    // From here on every output path masks the values of the secret variables too.
+    issueloop_config::register_env_secrets(&env);
     output::init_logging(&cli.global, &env);
     let ctx = Ctx {
         global: cli.global,

@@ -11,7 +11,7 @@ use issueloop_ledger::SqliteLedger;
 
 use super::output::{EXIT_FAILED, out, outln, print_json};
 use super::{CliError, Ctx};
-use crate::pipeline::{IssueFilter, Pipeline, TickOptions};
+use crate::pipeline::{IssueFilter, Pipeline, TickOptions, TickVerdict};
 use crate::report::TickReport;
 use crate::service::{self, ServeOptions, TickEnd};
 
@@ -120,10 +120,16 @@ pub fn run_config(
         match end {
             TickEnd::Completed(report) => {
                 show_report(&report, &env, json)?;
-                Ok(if report.errors.is_empty() {
-                    ExitCode::SUCCESS
-                } else {
+                // 0 when every run ended as designed; 1 when the tick or any run failed for an
+                // infrastructure reason, so a CI job turns red.
+                let verdict = TickVerdict::of(&report);
+                if let Some(why) = verdict.explanation() {
+                    tracing::error!("{why}");
+                }
+                Ok(if verdict.failed() {
                     ExitCode::from(EXIT_FAILED)
+                } else {
+                    ExitCode::SUCCESS
                 })
             }
             TickEnd::Failed(e) => Err(CliError::failed("tick", e.to_string())),
@@ -159,8 +165,13 @@ pub fn serve(args: ServeArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
         tracing::info!(
             cron = schedule.expression(),
             timezone = schedule.timezone(),
-            "serving; next ticks: {:?}",
-            schedule.upcoming(jiff::Timestamp::now(), 3)
+            "serving; next ticks: {}",
+            schedule
+                .upcoming(jiff::Timestamp::now(), 3)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         let metrics = options.metrics.clone();
         let summary = service::serve(
@@ -190,6 +201,11 @@ pub fn serve(args: ServeArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
                         report.ledger.remaining_usd,
                         report.ledger.cap_usd
                     );
+                    // `serve` keeps running; what would fail `run --once` is an error in the log
+                    // (and `issueloop_infrastructure_failures_total` in the metrics).
+                    if let Some(why) = TickVerdict::of(&report).explanation() {
+                        tracing::error!(tick = input.sequence, "{why}");
+                    }
                     Ok::<_, crate::pipeline::TickError>(report)
                 }
             },
@@ -197,7 +213,16 @@ pub fn serve(args: ServeArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
         )
         .await
         .map_err(|e| CliError::failed("serve", e.to_string()))?;
-        tracing::info!(?summary, "stopped");
+        tracing::info!(
+            ticks = summary.ticks,
+            completed = summary.completed,
+            failed = summary.failed,
+            panicked = summary.panicked,
+            cancelled = summary.cancelled,
+            fires_skipped = summary.fires_skipped,
+            stopped_mid_tick = summary.stopped_mid_tick,
+            "stopped"
+        );
         Ok(if summary.clean() {
             ExitCode::SUCCESS
         } else {

@@ -10,7 +10,7 @@
 mod outcome;
 mod run;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use issueloop_config::{Config, Env, RepoName};
@@ -26,10 +26,15 @@ use jiff::Timestamp;
 use crate::report::{LedgerSummary, RunStatus, RunSummary, TickReport};
 use crate::service::ShutdownSignal;
 
-pub use outcome::{Reason, RunFailure, agent_failure};
+pub use outcome::{
+    Ending, INFRASTRUCTURE_REASONS, Reason, RunFailure, TickVerdict, agent_failure,
+    agent_start_failure, ending,
+};
 
 /// Key of the forge's poll state in the state store.
 const POLL_STATE_KEY: &str = "forge.poll_state";
+/// Named value: fingerprints of the trust comments posted, so an unchanged one is not re-sent.
+const POSTED_COMMENTS_KEY: &str = "forge.posted_comments";
 
 /// Everything a tick works with, opened once per process.
 pub struct Pipeline {
@@ -110,8 +115,11 @@ impl Pipeline {
         };
         let requests_before = self.forge.stats();
 
+        // Issues whose last run is known dead (same host, process gone): their claim is taken
+        // over now instead of after the wall clock.
+        let mut dead_runs: BTreeSet<(String, u64)> = BTreeSet::new();
         if !opts.dry_run {
-            self.expire_reservations(started_at)?;
+            dead_runs = self.expire_reservations(started_at)?;
             match self.workspace.cleanup_stale() {
                 Ok(r) => tracing::debug!(?r, "stale worktrees checked"),
                 Err(e) => report.errors.push(format!("cleaning stale worktrees: {e}")),
@@ -119,7 +127,15 @@ impl Pipeline {
         }
 
         let mut poll = self.load_poll_state();
-        let candidates = self.candidates(&mut poll, opts, &mut report).await;
+        // Outside text is data: titles and bodies lose control and bidi characters here, before
+        // selection, so nothing downstream (logs, commits, the PR, the agent) sees them, and an
+        // issue left with no usable title is refused before any money is reserved.
+        let candidates: Vec<CandidateFacts> = self
+            .candidates(&mut poll, opts, &mut report)
+            .await
+            .into_iter()
+            .map(CandidateFacts::normalized)
+            .collect();
         if !opts.dry_run {
             self.save_poll_state(&poll, &mut report);
         }
@@ -128,7 +144,13 @@ impl Pipeline {
             &candidates,
             &self.config.labels,
             started_at,
-            |f| issueloop_triage::claim_stale_after(&self.config.budget, &self.config.labels, f),
+            |f| {
+                if dead_runs.contains(&(f.issue.repo.full(), f.issue.number)) {
+                    std::time::Duration::ZERO
+                } else {
+                    issueloop_triage::claim_stale_after(&self.config.budget, &self.config.labels, f)
+                }
+            },
             self.config.service.max_concurrent_runs as usize,
         );
         tracing::info!(
@@ -173,7 +195,9 @@ impl Pipeline {
                     }
                 },
             };
-            if let Some(item) = self.reserve(selected, facts, info, opts, &mut report)? {
+            let owner_dead = dead_runs.contains(&(facts.issue.repo.full(), facts.issue.number));
+            if let Some(mut item) = self.reserve(selected, facts, info, opts, &mut report)? {
+                item.claim_owner_dead = owner_dead;
                 reserved.push(item);
             }
         }
@@ -190,8 +214,11 @@ impl Pipeline {
                 self.run_issue(item, shutdown).await
             });
         }
-        let finished = futures_util::future::join_all(runs).await;
-        report.runs.extend(finished);
+        for finished in futures_util::future::join_all(runs).await {
+            // A ledger that could not record a run's cost fails the tick (exit 1).
+            report.errors.extend(finished.state_error);
+            report.runs.push(finished.row);
+        }
         // One row per issue, in a stable order a person can scan.
         report
             .runs
@@ -213,11 +240,32 @@ impl Pipeline {
         Ok(report)
     }
 
-    fn expire_reservations(&self, now: Timestamp) -> Result<(), TickError> {
+    /// Charge the reservations of runs that will never settle: those whose process is seen
+    /// dead on this host (at once), and those past their wall clock plus grace (any host).
+    /// Returns the issues of the runs seen dead, whose claims may be taken over now.
+    fn expire_reservations(&self, now: Timestamp) -> Result<BTreeSet<(String, u64)>, TickError> {
+        let mut dead = BTreeSet::new();
+        for expired in self.store.expire_dead(now)? {
+            tracing::warn!(
+                run = %expired.run_id,
+                "the process of a run on this host is gone; its reservation is charged in full \
+                 and its claim released now: {expired}"
+            );
+            let _ = self.store.append(
+                &expired.run_id,
+                now,
+                &Event::Note {
+                    message: "the run's process died on this host; reservation charged at its \
+                              full amount before its expiry"
+                        .into(),
+                },
+            );
+            dead.insert((expired.repo, expired.issue));
+        }
         for expired in self.store.expire(now)? {
             tracing::warn!(
                 run = %expired.run_id,
-                "a reservation was never settled (its process died); charged in full: {expired:?}"
+                "a reservation was never settled (its process died); charged in full: {expired}"
             );
             let _ = self.store.append(
                 &expired.run_id,
@@ -227,7 +275,7 @@ impl Pipeline {
                 },
             );
         }
-        Ok(())
+        Ok(dead)
     }
 
     fn load_poll_state(&self) -> PollState {
@@ -241,6 +289,24 @@ impl Pipeline {
                 tracing::warn!("cannot read the stored poll state ({e}); polling from scratch");
                 PollState::default()
             }
+        }
+    }
+
+    /// Fingerprints of the trust comments this state file has seen posted, by issue and marker.
+    fn posted_comments(&self) -> BTreeMap<String, String> {
+        self.store
+            .get_value(POSTED_COMMENTS_KEY)
+            .ok()
+            .flatten()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default()
+    }
+
+    fn save_posted_comments(&self, posted: &BTreeMap<String, String>) {
+        let text = serde_json::to_string(posted).unwrap_or_default();
+        if let Err(e) = self.store.set_value(POSTED_COMMENTS_KEY, &text) {
+            // Only costs a re-read and a compare next tick.
+            tracing::warn!("cannot record a posted comment's fingerprint: {e}");
         }
     }
 
@@ -311,14 +377,33 @@ impl Pipeline {
                     "would comment on {}#{} that the body was edited after labelling",
                     skipped.repo, skipped.number
                 ));
-            } else if let Err(e) = self
-                .forge
-                .upsert_comment(&skipped.repo, skipped.number, &marker, &body)
-                .await
-            {
-                report
-                    .errors
-                    .push(format!("{}#{}: {e}", skipped.repo, skipped.number));
+            } else {
+                // Said before with the same words: no read, no write (a write per tick would
+                // also bump the issue's `updated_at` forever).
+                let key = format!("{}#{} {marker}", skipped.repo, skipped.number);
+                let print = issueloop_triage::fingerprint(&body);
+                let mut posted = self.posted_comments();
+                if posted.get(&key) == Some(&print) {
+                    tracing::debug!(
+                        repo = %skipped.repo,
+                        issue = skipped.number,
+                        "trust comment already says this; not rewritten"
+                    );
+                } else {
+                    match self
+                        .forge
+                        .upsert_comment(&skipped.repo, skipped.number, &marker, &body)
+                        .await
+                    {
+                        Ok(_) => {
+                            posted.insert(key, print);
+                            self.save_posted_comments(&posted);
+                        }
+                        Err(e) => report
+                            .errors
+                            .push(format!("{}#{}: {e}", skipped.repo, skipped.number)),
+                    }
+                }
             }
         }
         self.release_leftover_claim(skipped, facts, opts, report)
@@ -362,7 +447,7 @@ impl Pipeline {
                 issueloop_workspace::branch_name(
                     &self.config.git.branch_prefix,
                     number,
-                    &facts.issue.title,
+                    &issueloop_triage::redact(&facts.issue.title),
                 )
             },
             |pr| pr.branch.clone(),
@@ -516,10 +601,11 @@ impl Pipeline {
             &self.config.budget,
             now,
         );
+        // Named from the title with secrets masked: a ref is as public as the PR.
         let branch = issueloop_workspace::branch_name(
             &self.config.git.branch_prefix,
             selected.number,
-            &facts.issue.title,
+            &issueloop_triage::redact(&facts.issue.title),
         );
         self.journal_all(
             &run_id,
@@ -539,6 +625,7 @@ impl Pipeline {
             ReserveOutcome::Reserved(_) => {
                 crate::failpoint::hit(&self.env, "after_reserve");
                 Ok(Some(run::Reserved {
+                    claim_owner_dead: false,
                     run_id,
                     facts: facts.clone(),
                     selected: selected.clone(),

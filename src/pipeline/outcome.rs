@@ -1,8 +1,11 @@
 //! How a run ends, as data: the stable reason ids, which endings notify the issue (comment and
-//! failed label) and which quietly give the issue back, and the mapping from an agent's outcome
-//! to a run failure. Pure.
+//! failed label) and which quietly give the issue back, the mapping from an agent's outcome
+//! to a run failure, and which endings are infrastructure failures that fail the tick (exit 1).
+//! Pure.
 
-use issueloop_runtime::{BackendOutcome, Status};
+use issueloop_runtime::{BackendOutcome, RuntimeError, Status};
+
+use crate::report::{RunStatus, TickReport};
 
 /// Why a run did not open a PR. The id is stable: it appears in comments, the journal, the job
 /// summary and `--json`.
@@ -31,6 +34,10 @@ pub enum Reason {
     DraftRefused,
     ForgeError,
     WorkspaceError,
+    /// The agent could not be started: its program is missing or not executable, the process
+    /// could not be spawned, or what it needs to start (its brief file, its sandbox) could not
+    /// be set up. Nothing ran, nothing was charged.
+    AgentNotStarted,
 }
 
 impl Reason {
@@ -50,6 +57,7 @@ impl Reason {
             Reason::DraftRefused => "draft_refused",
             Reason::ForgeError => "forge_error",
             Reason::WorkspaceError => "workspace_error",
+            Reason::AgentNotStarted => "agent_not_started",
         }
     }
 
@@ -72,6 +80,110 @@ impl RunFailure {
             reason,
             detail: detail.into(),
         }
+    }
+}
+
+/// The run failure of an agent that could not be started (its invocation could not be built,
+/// its program not found or spawned, its brief file or sandbox not set up): an infrastructure
+/// failure, never the agent's doing.
+pub fn agent_start_failure(stage: &str, error: &RuntimeError) -> RunFailure {
+    RunFailure::new(
+        Reason::AgentNotStarted,
+        format!("cannot start stage `{stage}`: {error}"),
+    )
+}
+
+/// How a run's ending counts for the tick's exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The loop did what it is for: a PR, or a refusal, limit or skip it was designed to make
+    /// (policy refused, gates failed, budget exhausted, daily cap reached, nothing to do).
+    AsDesigned,
+    /// issueloop's own machinery failed (git, the forge, the agent's launch): the run says
+    /// nothing about the issue, and the operator has something to fix.
+    Infrastructure,
+}
+
+/// The reason ids that are infrastructure failures; every other id (the run reasons above and
+/// the skip reasons of selection and budgeting) ended as designed.
+pub const INFRASTRUCTURE_REASONS: [&str; 3] =
+    ["workspace_error", "forge_error", "agent_not_started"];
+
+/// How a run that ended with `reason_id` counts (`None`: it opened its PR).
+pub fn ending(reason_id: Option<&str>) -> Ending {
+    match reason_id {
+        Some(id) if INFRASTRUCTURE_REASONS.contains(&id) => Ending::Infrastructure,
+        _ => Ending::AsDesigned,
+    }
+}
+
+/// A tick's exit status: 0 when every run ended as designed, 1 when the tick itself failed
+/// (listing candidates, the state store, cleaning up) or any run failed for an infrastructure
+/// reason. (2, a usage or configuration error, is decided before any tick starts.)
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TickVerdict {
+    /// `owner/name#N: reason_id` of each run that failed for an infrastructure reason.
+    pub infrastructure: Vec<String>,
+    /// How many failures of the tick itself the report holds.
+    pub tick_errors: usize,
+}
+
+impl TickVerdict {
+    pub fn of(report: &TickReport) -> TickVerdict {
+        TickVerdict {
+            infrastructure: report
+                .runs
+                .iter()
+                .filter(|r| r.status != RunStatus::PrOpened)
+                .filter(|r| ending(r.reason.as_deref()) == Ending::Infrastructure)
+                .map(|r| {
+                    format!(
+                        "{}#{}: {}",
+                        r.repo,
+                        r.issue,
+                        r.reason.as_deref().unwrap_or_default()
+                    )
+                })
+                .collect(),
+            tick_errors: report.errors.len(),
+        }
+    }
+
+    /// True when CI should turn red.
+    pub fn failed(&self) -> bool {
+        self.tick_errors > 0 || !self.infrastructure.is_empty()
+    }
+
+    /// The process exit code: 0 or 1.
+    pub fn exit_code(&self) -> u8 {
+        u8::from(self.failed())
+    }
+
+    /// One line for a person: why the tick fails, or `None` when it does not.
+    pub fn explanation(&self) -> Option<String> {
+        if !self.failed() {
+            return None;
+        }
+        let mut parts = Vec::new();
+        if self.tick_errors > 0 {
+            parts.push(format!(
+                "{} failure{} of the tick itself",
+                self.tick_errors,
+                if self.tick_errors == 1 { "" } else { "s" }
+            ));
+        }
+        if !self.infrastructure.is_empty() {
+            parts.push(format!(
+                "infrastructure failure{}: {}",
+                if self.infrastructure.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
+                self.infrastructure.join(", ")
+            ));
+        }
+        Some(format!("the tick failed ({})", parts.join("; ")))
     }
 }
 
@@ -124,9 +236,128 @@ mod tests {
             Reason::PushDiverged,
             Reason::DraftRefused,
             Reason::ForgeError,
+            Reason::WorkspaceError,
+            Reason::AgentNotStarted,
         ] {
             assert!(r.notifies_issue() && !r.is_skip(), "{}", r.id());
         }
+    }
+
+    #[test]
+    fn only_infrastructure_failures_fail_the_tick() {
+        use Ending::{AsDesigned, Infrastructure};
+        let table = [
+            (None, AsDesigned),
+            (Some(Reason::Claimed.id()), AsDesigned),
+            (Some(Reason::ShuttingDown.id()), AsDesigned),
+            (Some(Reason::AgentFailed.id()), AsDesigned),
+            (Some(Reason::BudgetExhausted.id()), AsDesigned),
+            (Some(Reason::TimedOut.id()), AsDesigned),
+            (Some(Reason::GatesFailed.id()), AsDesigned),
+            (Some(Reason::GateRejected.id()), AsDesigned),
+            (Some(Reason::EvaluationFailed.id()), AsDesigned),
+            (Some(Reason::PolicyViolation.id()), AsDesigned),
+            (Some(Reason::NoChanges.id()), AsDesigned),
+            (Some(Reason::PushDiverged.id()), AsDesigned),
+            (Some(Reason::DraftRefused.id()), AsDesigned),
+            (Some(Reason::ForgeError.id()), Infrastructure),
+            (Some(Reason::WorkspaceError.id()), Infrastructure),
+            (Some(Reason::AgentNotStarted.id()), Infrastructure),
+            // Skip reasons of selection and budgeting.
+            (Some("daily_cap_reached"), AsDesigned),
+            (Some("daily_runs_reached"), AsDesigned),
+            (Some("below_minimum_budget"), AsDesigned),
+            (Some("untrusted_label"), AsDesigned),
+            (Some("has_open_pr"), AsDesigned),
+            (Some("dry_run"), AsDesigned),
+        ];
+        for (id, expected) in table {
+            assert_eq!(ending(id), expected, "{id:?}");
+        }
+        for id in INFRASTRUCTURE_REASONS {
+            assert_eq!(ending(Some(id)), Infrastructure, "{id}");
+        }
+    }
+
+    /// A run of a test report: issue, status, reason.
+    type Row = (u64, RunStatus, Option<&'static str>);
+
+    fn report(runs: &[Row], errors: &[&str]) -> TickReport {
+        TickReport {
+            started_at: jiff::Timestamp::UNIX_EPOCH,
+            duration: std::time::Duration::ZERO,
+            dry_run: false,
+            runs: runs
+                .iter()
+                .map(|(issue, status, reason)| crate::report::RunSummary {
+                    repo: "acme/app".into(),
+                    issue: *issue,
+                    title: "t".into(),
+                    status: *status,
+                    reason: reason.map(str::to_owned),
+                    detail: None,
+                    budget_usd: 1.0,
+                    cost_usd: 0.0,
+                    pr: None,
+                    budget_explanation: None,
+                })
+                .collect(),
+            ledger: crate::report::LedgerSummary {
+                day: jiff::civil::date(2026, 1, 1),
+                cap_usd: 10.0,
+                spent_usd: 0.0,
+                reserved_usd: 0.0,
+                remaining_usd: 10.0,
+            },
+            would: Vec::new(),
+            errors: errors.iter().map(|e| (*e).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn tick_exit_codes() {
+        use RunStatus::{Failed, PrOpened, Skipped};
+        let table: [(&[Row], &[&str], u8); 7] = [
+            (&[], &[], 0),
+            (&[(1, PrOpened, None)], &[], 0),
+            (
+                &[
+                    (1, PrOpened, None),
+                    (2, Failed, Some("policy_violation")),
+                    (3, Failed, Some("gates_failed")),
+                    (4, Failed, Some("budget_exhausted")),
+                    (5, Skipped, Some("daily_cap_reached")),
+                    (6, Skipped, Some("claimed")),
+                ],
+                &[],
+                0,
+            ),
+            (&[(1, Failed, Some("workspace_error"))], &[], 1),
+            (
+                &[(1, PrOpened, None), (2, Failed, Some("forge_error"))],
+                &[],
+                1,
+            ),
+            (&[(1, Failed, Some("agent_not_started"))], &[], 1),
+            (&[], &["`acme/app`: listing issues failed"], 1),
+        ];
+        for (runs, errors, code) in table {
+            let v = TickVerdict::of(&report(runs, errors));
+            assert_eq!(v.exit_code(), code, "{runs:?} {errors:?}");
+            assert_eq!(v.explanation().is_some(), code == 1);
+        }
+        let v = TickVerdict::of(&report(
+            &[
+                (3, Failed, Some("workspace_error")),
+                (4, Failed, Some("policy_violation")),
+            ],
+            &[],
+        ));
+        assert_eq!(v.infrastructure, ["acme/app#3: workspace_error"]);
+        assert_eq!(
+            v.explanation().unwrap(),
+            "the tick failed (infrastructure failure: acme/app#3: workspace_error)"
+        );
     }
 
     fn outcome(
@@ -209,6 +440,7 @@ mod tests {
             Reason::DraftRefused,
             Reason::ForgeError,
             Reason::WorkspaceError,
+            Reason::AgentNotStarted,
         ];
         let ids: std::collections::BTreeSet<&str> = all.iter().map(|r| r.id()).collect();
         assert_eq!(ids.len(), all.len());

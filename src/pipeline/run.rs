@@ -22,7 +22,7 @@ use jiff::Timestamp;
 use tracing::Instrument;
 
 use super::Pipeline;
-use super::outcome::{Reason, RunFailure, agent_failure};
+use super::outcome::{Reason, RunFailure, agent_failure, agent_start_failure};
 use crate::brief::{BriefInput, GateFailure, evaluate_brief, execute_brief, reflect_brief};
 use crate::report::{RunStatus, RunSummary};
 use crate::service::ShutdownSignal;
@@ -42,6 +42,9 @@ pub(crate) struct Reserved {
     pub explanation: String,
     pub branch: String,
     pub repo_info: RepoInfo,
+    /// The issue's claim belongs to a run whose process is known dead on this host: take it
+    /// over now rather than once it is stale by the clock.
+    pub claim_owner_dead: bool,
 }
 
 /// What a run accumulates as it goes, for the ledger, the PR body and the comment.
@@ -58,6 +61,13 @@ struct RunState {
     claim: Option<Claim>,
 }
 
+/// How a run ended, and a failure of the state store while recording it (which fails the tick:
+/// the reservation then expires and is charged in full, but an operator should know).
+pub(crate) struct Finished {
+    pub row: RunSummary,
+    pub state_error: Option<String>,
+}
+
 /// A published PR.
 struct Published {
     number: u64,
@@ -67,7 +77,7 @@ struct Published {
 }
 
 impl Pipeline {
-    pub(crate) async fn run_issue(&self, item: Reserved, shutdown: ShutdownSignal) -> RunSummary {
+    pub(crate) async fn run_issue(&self, item: Reserved, shutdown: ShutdownSignal) -> Finished {
         let repo = item.selected.repo.clone();
         let number = item.selected.number;
         let span = tracing::info_span!("run", run = %item.run_id, repo = %repo, issue = number);
@@ -76,7 +86,7 @@ impl Pipeline {
             .await
     }
 
-    async fn run_issue_in_span(&self, item: Reserved, shutdown: ShutdownSignal) -> RunSummary {
+    async fn run_issue_in_span(&self, item: Reserved, shutdown: ShutdownSignal) -> Finished {
         let mut state = RunState {
             started: Instant::now(),
             spent: 0.0,
@@ -112,11 +122,15 @@ impl Pipeline {
         let number = item.selected.number;
 
         // Claim before spending anything.
-        let stale_after = issueloop_triage::claim_stale_after(
-            &self.config.budget,
-            &self.config.labels,
-            &item.facts,
-        );
+        let stale_after = if item.claim_owner_dead {
+            std::time::Duration::ZERO
+        } else {
+            issueloop_triage::claim_stale_after(
+                &self.config.budget,
+                &self.config.labels,
+                &item.facts,
+            )
+        };
         let takeover_comment = item.facts.claim.as_ref().map(|c| {
             issueloop_triage::takeover_comment(&TakeoverCommentInput {
                 issue_number: number,
@@ -149,7 +163,7 @@ impl Pipeline {
             ClaimOutcome::Busy(reason) => {
                 return Err(RunFailure::new(
                     Reason::Claimed,
-                    format!("another runner holds the issue ({})", reason.id()),
+                    format!("another runner holds the issue: {}", reason.describe()),
                 ));
             }
         }
@@ -320,7 +334,11 @@ impl Pipeline {
         }
 
         // Commit, push, publish.
-        let message = issueloop_workspace::commit_message(number, &item.facts.issue.title);
+        // A git object outlives everything: the title is already clean, and secrets are masked.
+        let message = issueloop_workspace::commit_message(
+            number,
+            &issueloop_triage::redact(&item.facts.issue.title),
+        );
         if !carried_over {
             match blocking(|| worktree.commit(&approved, &message))
                 .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?
@@ -537,12 +555,7 @@ impl Pipeline {
                 path: None,
             },
         )
-        .map_err(|e| {
-            RunFailure::new(
-                Reason::AgentFailed,
-                format!("cannot start stage `{stage}`: {e}"),
-            )
-        })?;
+        .map_err(|e| agent_start_failure(stage.as_str(), &e))?;
         self.journal(
             &item.run_id,
             Event::StageStarted {
@@ -564,8 +577,8 @@ impl Pipeline {
                 return Err(RunFailure::new(Reason::ShuttingDown, format!("the service stopped during stage `{stage}`")));
             }
         };
-        let outcome = outcome
-            .map_err(|e| RunFailure::new(Reason::AgentFailed, format!("stage `{stage}`: {e}")))?;
+        // An error here means the agent never started (a started agent's end is an outcome).
+        let outcome = outcome.map_err(|e| agent_start_failure(stage.as_str(), &e))?;
         let cost = outcome.ledger_cost(remaining);
         state.spent += cost;
         if outcome.cost_source.as_str() != "reported" {
@@ -655,7 +668,7 @@ impl Pipeline {
         item: &Reserved,
         state: &mut RunState,
         result: Result<Published, RunFailure>,
-    ) -> RunSummary {
+    ) -> Finished {
         let repo = &item.selected.repo;
         let number = item.selected.number;
         crate::failpoint::hit(&self.env, "before_finish");
@@ -763,11 +776,14 @@ impl Pipeline {
         } else {
             self.store.release(&item.run_id, now)
         };
-        if let Err(e) = ledger_result {
+        let state_error = ledger_result.err().map(|e| {
             tracing::error!(
                 "cannot settle the ledger (the reservation will expire and be charged in full): {e}"
             );
-        }
+            format!(
+                "{repo}#{number}: cannot settle the ledger (the reservation will expire and be charged in full): {e}"
+            )
+        });
         self.journal(
             &item.run_id,
             Event::RunFinished {
@@ -780,7 +796,7 @@ impl Pipeline {
             cost = state.spent,
             "run finished"
         );
-        row
+        Finished { row, state_error }
     }
 
     /// The outcome comment (created or updated, never duplicated) and labels. Failures here are

@@ -5,7 +5,9 @@
 
 #![allow(dead_code)]
 
+pub mod checkout;
 pub mod github;
+pub mod workflow;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

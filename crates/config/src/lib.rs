@@ -7,11 +7,13 @@
 mod env;
 mod error;
 mod gate_options;
+mod human;
 mod load;
 mod model;
 mod path;
 mod policy;
 mod raw;
+pub mod redact;
 mod runtime;
 mod suggest;
 mod validate;
@@ -19,12 +21,16 @@ mod validate;
 pub use env::{CREDENTIAL_VARS, Env, Secret};
 pub use error::{ConfigError, ConfigWarning, LoadError};
 pub use gate_options::{GUARDED_GATE_OPTIONS, GuardedOption, guarded_option};
+pub use human::human_duration;
 pub use load::{load_file, load_str};
 pub use model::*;
-pub use path::KeyPath;
+pub use path::{AbsPath, KeyPath};
 pub use policy::{
     AllowRule, EffectivePolicy, Loosening, ModelPrice, ModelTable, PolicyConfig, PolicyLimits,
     RepoPolicy, SecretPattern, builtin_models, builtin_policy,
+};
+pub use redact::{
+    clean_line, clean_multiline, looks_like_secret, redact, register_env_secrets, register_secret,
 };
 pub use runtime::{BackendKind, RuntimeProfile, Stage};
 pub use suggest::did_you_mean;

@@ -2,17 +2,18 @@
 //! column, every unknown key and every type error collected (not just the first), each with a
 //! "did you mean" where one fits.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
 use crate::error::{ConfigError, LoadError};
 use crate::model::Config;
-use crate::path::{KeyPath, Seg, line_col};
+use crate::path::{AbsPath, KeyPath, Seg, line_col};
 use crate::raw::RawConfig;
 use crate::suggest::did_you_mean;
 
-/// Load and validate a configuration file.
+/// Load and validate a configuration file. A relative `path` is taken relative to the current
+/// directory; every path in the file is resolved against the file's directory.
 pub fn load_file(path: &Path) -> Result<Config, LoadError> {
     let text = read_text(
         path,
@@ -22,19 +23,26 @@ pub fn load_file(path: &Path) -> Result<Config, LoadError> {
 }
 
 /// Validate configuration text as if it were read from `path` (relative paths in it resolve
-/// against `path`'s directory).
+/// against `path`'s directory; a relative `path` is taken relative to the current directory).
 pub fn load_str(text: &str, path: &Path) -> Result<Config, LoadError> {
     if text.trim().is_empty() {
         return Err(LoadError::Empty {
             path: path.to_owned(),
         });
     }
+    // Resolved once, here: the file's directory is the base of every path in it.
+    let abs_file = AbsPath::from_cwd(path).map_err(|source| LoadError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     let (raw, mut errors, doc) = parse_strict::<RawConfig>(text, path);
     let Some(doc) = doc else {
         return Err(LoadError::Invalid { errors });
     };
     let located = crate::validate::Locator {
         file: path.to_owned(),
+        base_dir: abs_file.parent(),
+        abs_file: Some(abs_file),
         text,
         doc: &doc,
     };
@@ -331,11 +339,107 @@ enum Container<'a> {
 }
 
 /// Resolve a path written in a configuration file against the file's directory.
-pub(crate) fn resolve_path(base_dir: &Path, value: &str) -> PathBuf {
-    let p = Path::new(value);
-    if p.is_absolute() {
-        p.to_owned()
+pub(crate) fn resolve_path(base_dir: &AbsPath, value: &str) -> AbsPath {
+    AbsPath::resolve(base_dir, value)
+}
+
+/// Resolve a program written in a configuration file (`[backends.*] binary`, the `command`
+/// backend's `argv[0]`): a bare name (`claude`) stays a `PATH` lookup; anything with a `/`
+/// (`bin/agent`, `./agent`, `../tools/agent`) is a path relative to the file's directory.
+pub(crate) fn resolve_program(base_dir: &AbsPath, program: &str) -> String {
+    if program.contains('/') {
+        AbsPath::resolve(base_dir, program)
+            .to_string_lossy()
+            .into_owned()
     } else {
-        base_dir.join(p)
+        program.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_with_a_slash_are_paths_from_the_file_and_bare_names_stay_lookups() {
+        let base = AbsPath::new("/srv/loop").unwrap();
+        let table = [
+            ("claude", "claude"),
+            ("python3", "python3"),
+            ("bin/agent", "/srv/loop/bin/agent"),
+            ("./bin/agent", "/srv/loop/bin/agent"),
+            ("../tools/./agent", "/srv/tools/agent"),
+            ("/usr/local/bin/codex", "/usr/local/bin/codex"),
+        ];
+        for (written, resolved) in table {
+            assert_eq!(resolve_program(&base, written), resolved, "{written}");
+        }
+    }
+
+    #[test]
+    fn every_path_of_a_relative_file_is_absolute_and_normalised() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = r#"repos = ["acme/api"]
+[forge]
+kind = "local"
+local_path = "./forge"
+[forge.app]
+app_id = 1
+private_key_path = "keys/../keys/app.pem"
+[git]
+cache_dir = "./.issueloop/cache"
+[state]
+path = "../elsewhere/./state.sqlite"
+[runtime_profile]
+default = "command"
+[backends.command]
+argv = ["./bin/agent", "./stays-an-argument"]
+[backends.codex]
+binary = "tools/codex"
+[backends.claude]
+binary = "claude"
+"#;
+        let file = dir.path().join("sub/./issueloop.toml");
+        let c = load_str(text, &file).unwrap();
+        let base = dir.path().join("sub");
+        assert_eq!(c.base_dir, base);
+        assert_eq!(
+            c.file.as_deref(),
+            Some(base.join("issueloop.toml").as_path())
+        );
+        assert_eq!(c.forge.local_path, base.join("forge"));
+        assert_eq!(
+            c.forge
+                .app
+                .as_ref()
+                .map(|a| a.private_key_path.to_path_buf()),
+            Some(base.join("keys/app.pem"))
+        );
+        assert_eq!(c.git.cache_dir, base.join(".issueloop/cache"));
+        assert_eq!(c.state.path, dir.path().join("elsewhere/state.sqlite"));
+        let command = c.backend(crate::BackendKind::Command);
+        assert_eq!(
+            command.argv.unwrap(),
+            [
+                base.join("bin/agent").to_string_lossy().into_owned(),
+                "./stays-an-argument".to_owned()
+            ]
+        );
+        assert_eq!(
+            c.backend(crate::BackendKind::Codex).binary.unwrap(),
+            base.join("tools/codex").to_string_lossy()
+        );
+        assert_eq!(
+            c.backend(crate::BackendKind::ClaudeCode).binary.as_deref(),
+            Some("claude")
+        );
+
+        // A file named without a directory lives in the current one.
+        let c = load_str("repos = [\"acme/api\"]\n", Path::new("issueloop.toml")).unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(c.base_dir, cwd);
+        assert_eq!(c.git.cache_dir, cwd.join(".issueloop/cache"));
+        assert_eq!(c.state.path, cwd.join(".issueloop/state.sqlite"));
+        assert_eq!(c.forge.local_path, cwd.join(".issueloop/forge"));
     }
 }

@@ -1,9 +1,11 @@
 //! The validated configuration: every default filled in, every name normalized, every path
-//! resolved against the configuration file's directory.
+//! resolved against the configuration file's directory and held as an [`AbsPath`].
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
+
+use crate::path::AbsPath;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -17,9 +19,9 @@ use crate::runtime::{BackendKind, RuntimeProfile};
 #[derive(Clone, Debug, Serialize)]
 pub struct Config {
     /// The file this came from, `None` for the built-in defaults.
-    pub file: Option<PathBuf>,
-    /// Directory relative paths were resolved against.
-    pub base_dir: PathBuf,
+    pub file: Option<AbsPath>,
+    /// Directory relative paths were resolved against (the file's directory).
+    pub base_dir: AbsPath,
     pub forge: ForgeConfig,
     pub repos: Vec<RepoName>,
     pub labels: Labels,
@@ -40,9 +42,13 @@ pub struct Config {
 
 impl Config {
     /// The configuration used when no file is given (e.g. `policy check` in any repository):
-    /// every default, no repositories.
+    /// every default, no repositories, default paths under `base_dir` (a relative `base_dir`
+    /// is taken relative to the current directory).
     pub fn builtin(base_dir: PathBuf) -> Config {
-        crate::validate::builtin(base_dir)
+        // Only an unreadable working directory fails; then the root stands in for it.
+        let base = AbsPath::from_cwd(&base_dir)
+            .unwrap_or_else(|_| AbsPath::resolve(&AbsPath::root(), &base_dir));
+        crate::validate::builtin(base)
     }
 
     /// Settings of a backend (defaults when the configuration has no `[backends.<name>]`).
@@ -131,7 +137,7 @@ pub struct ForgeConfig {
     /// REST API base URL (`https://api.github.com`, or `https://HOST/api/v3` for Enterprise Server).
     pub api_url: String,
     /// Folder of the local forge (`kind = "local"`).
-    pub local_path: PathBuf,
+    pub local_path: AbsPath,
     pub app: Option<AppConfig>,
     /// Cap on content-creating requests (comments, PRs, labels, refs) per minute.
     pub max_writes_per_minute: u32,
@@ -142,7 +148,7 @@ pub struct ForgeConfig {
 #[derive(Clone, Debug, Serialize)]
 pub struct AppConfig {
     pub app_id: u64,
-    pub private_key_path: PathBuf,
+    pub private_key_path: AbsPath,
     pub installation_id: Option<u64>,
 }
 
@@ -229,7 +235,7 @@ pub struct GatesConfig {
 #[derive(Clone, Debug, Serialize)]
 pub struct GitConfig {
     /// Where mirrors and worktrees live.
-    pub cache_dir: PathBuf,
+    pub cache_dir: AbsPath,
     pub author_name: String,
     pub author_email: String,
     pub branch_prefix: String,
@@ -265,7 +271,7 @@ pub struct ServiceConfig {
 #[derive(Clone, Debug, Serialize)]
 pub struct StateConfig {
     /// The SQLite file holding the ledger and the journal.
-    pub path: PathBuf,
+    pub path: AbsPath,
 }
 
 /// Parse a duration written like `45m`, `1h30m`, `90s`, `2h`.

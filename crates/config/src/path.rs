@@ -194,3 +194,178 @@ mod tests {
         assert_eq!(line_col("", 10), (1, 1));
     }
 }
+
+/// An absolute, lexically normalised path: no `.` or `..` components, whether or not it exists.
+/// Every path in a loaded [`crate::Config`] is one, resolved once at load against the
+/// configuration file's directory, so nothing downstream depends on the process's working
+/// directory or joins paths itself.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct AbsPath(std::path::PathBuf);
+
+impl AbsPath {
+    /// `path` when it is absolute, normalised; `None` for a relative path.
+    pub fn new(path: impl AsRef<std::path::Path>) -> Option<AbsPath> {
+        let path = path.as_ref();
+        path.is_absolute().then(|| AbsPath(normalize(path)))
+    }
+
+    /// `path` resolved against `base` (unless it is absolute), normalised.
+    pub fn resolve(base: &AbsPath, path: impl AsRef<std::path::Path>) -> AbsPath {
+        AbsPath(normalize(&base.0.join(path)))
+    }
+
+    /// `path` resolved against the process's current directory (unless it is absolute),
+    /// normalised. The one place a relative path meets the working directory.
+    pub fn from_cwd(path: impl AsRef<std::path::Path>) -> std::io::Result<AbsPath> {
+        let path = path.as_ref();
+        if path.is_absolute() {
+            return Ok(AbsPath(normalize(path)));
+        }
+        Ok(AbsPath(normalize(&std::env::current_dir()?.join(path))))
+    }
+
+    /// The file system root.
+    pub fn root() -> AbsPath {
+        AbsPath(std::path::PathBuf::from("/"))
+    }
+
+    /// The directory holding this path (itself for the root).
+    pub fn parent(&self) -> AbsPath {
+        AbsPath(self.0.parent().unwrap_or(&self.0).to_owned())
+    }
+
+    pub fn as_path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    pub fn into_path_buf(self) -> std::path::PathBuf {
+        self.0
+    }
+}
+
+impl std::ops::Deref for AbsPath {
+    type Target = std::path::Path;
+
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for AbsPath {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for AbsPath {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl From<AbsPath> for std::path::PathBuf {
+    fn from(p: AbsPath) -> std::path::PathBuf {
+        p.0
+    }
+}
+
+impl PartialEq<std::path::Path> for AbsPath {
+    fn eq(&self, other: &std::path::Path) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<std::path::PathBuf> for AbsPath {
+    fn eq(&self, other: &std::path::PathBuf) -> bool {
+        &self.0 == other
+    }
+}
+
+impl PartialEq<AbsPath> for std::path::PathBuf {
+    fn eq(&self, other: &AbsPath) -> bool {
+        self == &other.0
+    }
+}
+
+/// Drop `.` components and let `..` remove the component before it (never above the root),
+/// without touching the file system: `/a/./b/../c` is `/a/c`. Symbolic links are not followed,
+/// so `..` after a link means the link's parent, as in a shell's `cd`.
+fn normalize(path: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Prefix(_) | Component::RootDir | Component::Normal(_) => out.push(c),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                // `pop` refuses to remove the root; a relative path keeps a leading `..`.
+                if !out.pop() && !out.has_root() {
+                    out.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod abs_path_tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn resolving_normalises_lexically() {
+        let base = AbsPath::new("/work/checkout").unwrap();
+        let table = [
+            (".issueloop/cache", "/work/checkout/.issueloop/cache"),
+            ("./.issueloop/cache", "/work/checkout/.issueloop/cache"),
+            ("cache/./mirrors/", "/work/checkout/cache/mirrors"),
+            ("../shared/state.sqlite", "/work/shared/state.sqlite"),
+            ("../../../../x", "/x"),
+            (
+                "/var/lib/issueloop/./state.sqlite",
+                "/var/lib/issueloop/state.sqlite",
+            ),
+            ("/a/b/../c", "/a/c"),
+            ("bin/agent", "/work/checkout/bin/agent"),
+            (".", "/work/checkout"),
+        ];
+        for (value, expected) in table {
+            assert_eq!(
+                AbsPath::resolve(&base, value).as_path(),
+                Path::new(expected),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_absolute_paths_are_taken_as_they_are() {
+        assert!(AbsPath::new("issueloop.toml").is_none());
+        assert!(AbsPath::new("./x").is_none());
+        assert_eq!(
+            AbsPath::new("/a/./b/..").unwrap().as_path(),
+            Path::new("/a")
+        );
+        assert_eq!(AbsPath::new("/..").unwrap().as_path(), Path::new("/"));
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_working_directory() {
+        let cwd = std::env::current_dir().unwrap();
+        let p = AbsPath::from_cwd("./issueloop.toml").unwrap();
+        assert_eq!(p, cwd.join("issueloop.toml"));
+        assert!(p.components().all(|c| c != std::path::Component::CurDir));
+        assert_eq!(p.parent(), cwd);
+    }
+
+    #[test]
+    fn serialises_as_a_plain_path() {
+        let p = AbsPath::new("/srv/loop/state.sqlite").unwrap();
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            "\"/srv/loop/state.sqlite\""
+        );
+    }
+}

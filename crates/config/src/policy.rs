@@ -63,7 +63,8 @@ pub struct RepoPolicy {
 /// The policy in force: the compiled-in default, extended by policy files and configuration.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PolicyConfig {
-    /// The policy files in force, in order (`builtin:policies/default.toml` first).
+    /// The policy files in force, in order (`builtin:policies/default.toml` first, then each
+    /// file's absolute path).
     pub sources: Vec<String>,
     pub allowlist: Vec<AllowRule>,
     pub allowed_paths: Vec<String>,

@@ -2,25 +2,31 @@
 //! reporting every problem at once, each with its key, line and a hint.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use crate::error::{ConfigError, ConfigWarning};
-use crate::load::{read_text, resolve_path};
+use crate::load::{read_text, resolve_path, resolve_program};
 use crate::model::*;
-use crate::path::{KeyPath, line_col};
+use crate::path::{AbsPath, KeyPath, line_col};
 use crate::policy::{
     BUILTIN_POLICY_SOURCE, Loosening, PolicyConfig, RepoPolicy, builtin_models, builtin_policy,
     parse_policy_file,
 };
 use crate::raw::*;
+use crate::redact::{looks_like_secret, redact_quoted};
 use crate::runtime::{BackendKind, RuntimeProfile, Stage};
 use crate::suggest::did_you_mean;
 
 /// Where the configuration text came from, to locate keys for messages.
 pub(crate) struct Locator<'a> {
+    /// The file as named by the caller, for messages.
     pub file: PathBuf,
+    /// The same file, absolute (`None` for the built-in defaults).
+    pub abs_file: Option<AbsPath>,
+    /// What relative paths in the file resolve against: the file's directory.
+    pub base_dir: AbsPath,
     pub text: &'a str,
     pub doc: &'a toml_edit::Document<String>,
 }
@@ -47,15 +53,16 @@ impl Checker<'_> {
             },
             line,
             column,
-            message: message.into(),
-            hint,
+            // A value a person wrote is quoted in many messages: never when it is a secret.
+            message: redact_quoted(&message.into()),
+            hint: hint.as_deref().map(redact_quoted),
         });
     }
 
     fn warn(&mut self, path: &KeyPath, message: impl Into<String>) {
         self.warnings.push(ConfigWarning {
             key: path.to_string(),
-            message: message.into(),
+            message: redact_quoted(&message.into()),
         });
     }
 
@@ -160,10 +167,12 @@ fn backend_list() -> String {
 }
 
 /// The configuration used when no file is given.
-pub(crate) fn builtin(base_dir: PathBuf) -> Config {
+pub(crate) fn builtin(base_dir: AbsPath) -> Config {
     let doc = toml_edit::Document::parse(String::new()).unwrap_or_else(|_| unreachable_doc());
     let loc = Locator {
         file: PathBuf::from("(built-in defaults)"),
+        abs_file: None,
+        base_dir: base_dir.clone(),
         text: "",
         doc: &doc,
     };
@@ -191,12 +200,7 @@ pub(crate) fn validate(
         warnings: Vec::new(),
     };
     check_no_secrets(&mut checker);
-    let base_dir = loc
-        .file
-        .parent()
-        .map(Path::to_owned)
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from("."));
+    let base_dir = loc.base_dir.clone();
     let repos_errored = parse_errors.iter().any(|e| e.key.starts_with("repos"));
     let config = build(raw, &mut checker, &base_dir, !repos_errored);
     if checker.errors.is_empty() {
@@ -211,14 +215,19 @@ pub(crate) fn sort_errors(errors: &mut [ConfigError]) {
     errors.sort_by_key(|e| (e.file.clone(), e.line.is_none(), e.line, e.column));
 }
 
-fn build(raw: RawConfig, c: &mut Checker<'_>, base_dir: &Path, require_repos: bool) -> Config {
+fn build(raw: RawConfig, c: &mut Checker<'_>, base_dir: &AbsPath, require_repos: bool) -> Config {
     let root = KeyPath::root();
     let forge = forge(raw.forge.unwrap_or_default(), c, base_dir);
     let repos = repos(raw.repos, c, require_repos);
     let labels = labels(raw.labels.unwrap_or_default(), c);
     let budget = budget(raw.budget.unwrap_or_default(), c, &labels);
     let runtime_profile = runtime_profile(raw.runtime_profile.unwrap_or_default(), c);
-    let backends = backends(raw.backends.unwrap_or_default(), c, &runtime_profile);
+    let backends = backends(
+        raw.backends.unwrap_or_default(),
+        c,
+        &runtime_profile,
+        base_dir,
+    );
     let run = {
         let r = raw.run.unwrap_or_default();
         RunSettings {
@@ -259,11 +268,7 @@ fn build(raw: RawConfig, c: &mut Checker<'_>, base_dir: &Path, require_repos: bo
                 .unwrap_or(".issueloop/state.sqlite"),
         ),
     };
-    let file = if c.loc.text.is_empty() {
-        None
-    } else {
-        Some(c.loc.file.clone())
-    };
+    let file = c.loc.abs_file.clone();
     Config {
         file,
         base_dir: base_dir.to_owned(),
@@ -285,8 +290,8 @@ fn build(raw: RawConfig, c: &mut Checker<'_>, base_dir: &Path, require_repos: bo
     }
 }
 
-/// Refuse anything that looks like a GitHub token anywhere in the file. The value is never
-/// repeated in the message.
+/// Refuse anything that looks like a secret (a GitHub, Anthropic, OpenAI, AWS or Slack token, a
+/// private key) anywhere in the file. The value is never repeated in the message.
 fn check_no_secrets(c: &mut Checker<'_>) {
     fn walk(item: &toml_edit::Item, path: KeyPath, found: &mut Vec<KeyPath>) {
         match item {
@@ -308,7 +313,7 @@ fn check_no_secrets(c: &mut Checker<'_>) {
     }
     fn walk_value(v: &toml_edit::Value, path: KeyPath, found: &mut Vec<KeyPath>) {
         match v {
-            toml_edit::Value::String(s) if looks_like_github_token(s.value()) => found.push(path),
+            toml_edit::Value::String(s) if looks_like_secret(s.value()) => found.push(path),
             toml_edit::Value::Array(a) => {
                 for (i, v) in a.iter().enumerate() {
                     walk_value(v, path.index(i), found);
@@ -327,8 +332,8 @@ fn check_no_secrets(c: &mut Checker<'_>) {
     for path in found {
         c.error(
             &path,
-            "this value looks like a GitHub token; tokens never belong in the configuration file",
-            Some("remove it (and revoke it if the file was shared), then set `GITHUB_TOKEN` in the environment".into()),
+            "a secret-looking value (a token or a private key); secrets never belong in the configuration file",
+            Some("remove it (and revoke it if the file was shared), then set `GITHUB_TOKEN` in the environment (or the variable the agent's program reads)".into()),
         );
     }
 }
@@ -348,7 +353,7 @@ pub fn looks_like_github_token(s: &str) -> bool {
     })
 }
 
-fn forge(raw: RawForge, c: &mut Checker<'_>, base_dir: &Path) -> ForgeConfig {
+fn forge(raw: RawForge, c: &mut Checker<'_>, base_dir: &AbsPath) -> ForgeConfig {
     let root = KeyPath::root().key("forge");
     let kind = match raw.kind.as_deref() {
         None | Some("github") => ForgeKind::Github,
@@ -687,6 +692,7 @@ fn backends(
     raw: BTreeMap<String, RawBackend>,
     c: &mut Checker<'_>,
     profile: &RuntimeProfile,
+    base_dir: &AbsPath,
 ) -> BTreeMap<BackendKind, BackendSettings> {
     let root = KeyPath::root().key("backends");
     let mut out: BTreeMap<BackendKind, BackendSettings> = BTreeMap::new();
@@ -776,8 +782,13 @@ fn backends(
         out.insert(
             kind,
             BackendSettings {
-                binary: b.binary,
-                argv: b.argv,
+                binary: b.binary.map(|p| resolve_program(base_dir, &p)),
+                argv: b.argv.map(|mut argv| {
+                    if let Some(program) = argv.first_mut() {
+                        *program = resolve_program(base_dir, program);
+                    }
+                    argv
+                }),
                 format,
                 model: b.model,
                 args: b.args.unwrap_or_default(),
@@ -862,7 +873,7 @@ fn gates(raw: RawGates, c: &mut Checker<'_>, repos: &[RepoName]) -> GatesConfig 
 fn policy(
     raw: RawPolicy,
     c: &mut Checker<'_>,
-    base_dir: &Path,
+    base_dir: &AbsPath,
     repos: &[RepoName],
 ) -> PolicyConfig {
     let root = KeyPath::root().key("policy");
@@ -890,7 +901,7 @@ fn policy(
         };
         match parse_policy_file(&text, &file, f) {
             Ok(pf) => {
-                policy.sources.push(f.clone());
+                policy.sources.push(file.to_string_lossy().into_owned());
                 policy.allowlist.extend(pf.allowlist);
                 c.globs(&path, &pf.denied);
                 policy.denied_paths.extend(pf.denied);
@@ -1013,7 +1024,7 @@ fn policy(
     policy
 }
 
-fn git(raw: RawGit, c: &mut Checker<'_>, base_dir: &Path) -> GitConfig {
+fn git(raw: RawGit, c: &mut Checker<'_>, base_dir: &AbsPath) -> GitConfig {
     let root = KeyPath::root().key("git");
     let branch_prefix = raw.branch_prefix.unwrap_or_else(|| "loop/".into());
     if branch_prefix.is_empty()

@@ -87,6 +87,26 @@ impl BusyReason {
             BusyReason::TakeoverLost { .. } => "takeover_lost",
         }
     }
+
+    /// The reason in words, for a person (the id stays in JSON and the journal).
+    pub fn describe(&self) -> String {
+        match self {
+            BusyReason::ClaimedByAnotherRun { since } => format!(
+                "another run claimed it at {} and the claim is not stale yet",
+                since.strftime("%Y-%m-%d %H:%M:%S UTC")
+            ),
+            BusyReason::BranchJustCreated { branch } => format!(
+                "another runner has just created branch `{branch}` and not labelled the issue yet \
+                 (if no run is working on it, delete the branch)"
+            ),
+            BusyReason::BranchVanished { branch } => format!(
+                "branch `{branch}` disappeared while it was being claimed; the next tick tries again"
+            ),
+            BusyReason::TakeoverLost { .. } => {
+                "another runner took over the same stale claim first".to_owned()
+            }
+        }
+    }
 }
 
 /// Why a claim was taken over.
@@ -176,6 +196,27 @@ mod tests {
 
     fn t(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn busy_reasons_read_as_sentences_not_ids() {
+        let branch = "loop/3-x".to_owned();
+        for reason in [
+            BusyReason::ClaimedByAnotherRun {
+                since: t("2025-01-01T10:00:00Z"),
+            },
+            BusyReason::BranchJustCreated {
+                branch: branch.clone(),
+            },
+            BusyReason::BranchVanished { branch },
+            BusyReason::TakeoverLost {
+                lock: "refs/heads/issueloop-lock/3".into(),
+            },
+        ] {
+            let text = reason.describe();
+            assert!(!text.contains(reason.id()), "{text}");
+            assert!(!text.contains('{'), "{text}");
+        }
     }
 
     const BASE: &str = "1111111111111111111111111111111111111111";

@@ -979,7 +979,8 @@ async fn github_app_installation_tokens_are_used_and_handed_to_git() {
         w.fake.enable_app(4242, 99);
         w.config.forge.app = Some(issueloop_config::AppConfig {
             app_id: 4242,
-            private_key_path: key,
+            private_key_path: issueloop_config::AbsPath::new(&key)
+                .expect("a temporary path is absolute"),
             installation_id: None,
         });
         w.env = Env::default();

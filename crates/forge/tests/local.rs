@@ -72,7 +72,7 @@ impl Local {
 
         let mut config = Config::builtin(root.to_owned());
         config.forge.kind = ForgeKind::Local;
-        config.forge.local_path = root.join("forge");
+        config.forge.local_path = issueloop_config::AbsPath::resolve(&config.base_dir, "forge");
         config.repos = vec!["acme/widgets".parse().unwrap()];
         Local {
             clock: Arc::new(ManualClock::new("2025-01-06T10:00:00Z".parse().unwrap())),

@@ -175,7 +175,7 @@ pub async fn run_gates(
         tracing::info!(
             gate = %result.name,
             status = result.status.as_str(),
-            exit_code = ?result.exit_code,
+            exit_code = result.exit_code.map_or_else(|| "none".to_owned(), |c| c.to_string()),
             duration_ms = u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX),
             left_files = result.left_files.len(),
             "gate finished"

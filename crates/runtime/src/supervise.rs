@@ -271,7 +271,7 @@ pub async fn run_with(
         status = %outcome.status,
         cost_usd = outcome.cost_usd,
         cost_source = %outcome.cost_source,
-        exit_code = ?outcome.exit_code,
+        exit_code = outcome.exit_code.map_or_else(|| "none".to_owned(), |c| c.to_string()),
         "agent finished"
     );
     Ok(outcome)

@@ -104,13 +104,13 @@ impl GithubForge {
         let (client, credentials) = match &config.forge.app {
             Some(app) => {
                 let pem = std::fs::read(&app.private_key_path).map_err(|e| ForgeError::AppKey {
-                    path: app.private_key_path.clone(),
+                    path: app.private_key_path.to_path_buf(),
                     message: format!("cannot read it: {e}"),
                 })?;
                 let app_client = base_builder!(api.as_str(), timeout)
                     .app_from_rsa_pem(app.app_id.into(), &pem)
                     .map_err(|e| ForgeError::AppKey {
-                        path: app.private_key_path.clone(),
+                        path: app.private_key_path.to_path_buf(),
                         message: format!("not an RSA private key in PEM format ({e})"),
                     })?
                     .build()
@@ -730,6 +730,10 @@ impl GithubForge {
     ) -> Result<PrRef, ForgeError> {
         let path = format!("{}/pulls/{}", Self::base(repo), pull.number);
         let body = replace_bot_section(pull.body.as_deref().unwrap_or(""), section);
+        if facts::same_text(pull.body.as_deref().unwrap_or(""), &body) {
+            tracing::debug!(repo = %repo, pr = pull.number, "PR body unchanged; not rewritten");
+            return Ok(facts::pr_ref(pull));
+        }
         let answer = self
             .send(
                 Method::Patch,
@@ -897,6 +901,15 @@ impl GithubForge {
         let mut last = None;
         for _ in 0..attempts {
             if let Some(existing) = self.find_comment(repo, issue, marker).await? {
+                if facts::same_text(existing.body.as_deref().unwrap_or(""), &body) {
+                    // Identical: a write would only bump the issue's `updated_at`.
+                    tracing::debug!(repo = %repo, issue, "comment unchanged; not rewritten");
+                    return Ok(CommentRef {
+                        id: existing.id,
+                        url: existing.html_url,
+                        created: false,
+                    });
+                }
                 let path = format!("{}/issues/comments/{}", Self::base(repo), existing.id);
                 let answer = self
                     .send(

@@ -69,7 +69,7 @@ impl LocalForge {
 
     pub fn with_clock(config: &Config, clock: Arc<dyn Clock>) -> Self {
         Self {
-            root: config.forge.local_path.clone(),
+            root: config.forge.local_path.to_path_buf(),
             labels: config.labels.clone(),
             timeout: config.forge.request_timeout,
             clock,
