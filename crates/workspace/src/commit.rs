@@ -153,7 +153,14 @@ impl Worktree {
         settings.checkpoint("branch_updated");
         // Leave the worktree clean on its branch: issueloop's index at the new tree, and the
         // agent's gitdir with its branch in HEAD and the same index.
-        self.reset_views(&repo, tree_id)?;
+        // Both are conveniences: a stale private index is rebuilt from the tip's tree on the
+        // next comparison, and the agent's gitdir is the agent's. Neither undoes the commit.
+        if let Err(e) = self.reset_views(&repo, tree_id) {
+            tracing::warn!(
+                worktree = %root.display(),
+                "committed, but cannot reset the worktree's indexes: {e}"
+            );
+        }
         let parent = self.tip.to_string();
         self.tip = id;
         tracing::info!(branch = self.branch(), commit = %id, "committed the approved change");

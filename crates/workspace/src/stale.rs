@@ -326,7 +326,10 @@ fn leftover_files(mirror: &Path) -> Vec<PathBuf> {
                 || name.starts_with("tmp_")
                 || name.starts_with("pack_git2_")
                 || name.contains("_git2_")
-                || (name.contains(".issueloop-") && name.ends_with(".tmp"));
+                || (name.contains(".issueloop-")
+                    && name.ends_with(".tmp")
+                    // Another process may be about to rename it into place.
+                    && older_than(&path, Duration::from_secs(60)));
             if temporary {
                 out.push(path);
             }
