@@ -592,6 +592,7 @@ impl Pipeline {
                 cost_usd: cost,
                 cost_source: outcome.cost_source.as_str().to_owned(),
                 usage: serde_json::to_value(outcome.usage).unwrap_or_default(),
+                error: outcome.error.clone().filter(|_| !outcome.succeeded()),
             },
         );
         state.stages.push(StageRow {

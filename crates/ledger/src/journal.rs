@@ -162,6 +162,10 @@ pub enum Event {
         cost_source: String,
         #[serde(default)]
         usage: serde_json::Value,
+        /// Why the agent did not complete, as the harness told it (its stream, or the end of its
+        /// stderr when the stream does not say); absent when it completed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
     },
     GateFinished {
         repo: String,
@@ -457,6 +461,7 @@ mod tests {
                 cost_usd: 1.25,
                 cost_source: "reported".into(),
                 usage: serde_json::json!({"input_tokens": 10}),
+                error: None,
             },
             Event::GateFinished {
                 repo: "acme/api".into(),

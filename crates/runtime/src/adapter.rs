@@ -319,6 +319,9 @@ pub fn invocation(
         BackendKind::Gemini => {
             args.extend(["--output-format", "stream-json"].map(String::from));
             args.extend(["--approval-mode".into(), "auto_edit".into()]);
+            // Headless, Gemini refuses a folder it does not trust (and would override the
+            // approval mode); a run's worktree is always new to it. `doctor` checks the flag.
+            args.push(crate::preflight::GEMINI_SKIP_TRUST.into());
             if let Some(m) = &model {
                 args.extend(["--model".into(), m.clone()]);
             }
@@ -484,7 +487,7 @@ mod tests {
         );
         assert_eq!(
             run(BackendKind::Gemini),
-            "gemini --output-format stream-json --approval-mode auto_edit --model m --prompt 'Carry out the task described above, working in the current directory.'"
+            "gemini --output-format stream-json --approval-mode auto_edit --skip-trust --model m --prompt 'Carry out the task described above, working in the current directory.'"
         );
     }
 

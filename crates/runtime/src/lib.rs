@@ -18,6 +18,7 @@ mod normalize;
 mod outcome;
 mod preflight;
 mod pricing;
+mod stderr_tail;
 mod supervise;
 
 pub use adapter::{
@@ -38,4 +39,5 @@ pub use preflight::{
     stage_in_use,
 };
 pub use pricing::Pricing;
+pub use stderr_tail::{TAIL_BYTES, TAIL_LINES};
 pub use supervise::{RunEvent, RunOptions, run, run_with};

@@ -47,6 +47,9 @@ pub enum ProblemKind {
     GithubAppKey,
     StateStore,
     CodexProfile,
+    /// The installed Gemini CLI has no `--skip-trust`, which issueloop passes so that Gemini
+    /// runs headless in a worktree it has never seen.
+    GeminiTrust,
 }
 
 /// Something that would make a run fail at start.
@@ -152,19 +155,32 @@ pub fn preflight(config: &Config, env: &Env) -> Preflight {
             (program, path)
         });
     }
-    let versions: BTreeMap<BackendKind, Option<String>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = programs
-            .iter()
-            .filter_map(|(kind, (_, path))| {
-                let path = path.clone()?;
-                Some((*kind, scope.spawn(move || program_version(&path, env))))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|(k, h)| (k, h.join().ok().flatten()))
-            .collect()
-    });
+    // Gemini's `--help` is read alongside the version probes (each is a slow Node start-up).
+    let gemini_program = programs
+        .get(&BackendKind::Gemini)
+        .and_then(|(_, path)| path.clone())
+        .filter(|_| {
+            table
+                .iter()
+                .any(|(stage, kind)| *kind == BackendKind::Gemini && stage_in_use(config, *stage))
+        });
+    let (versions, gemini_trust): (BTreeMap<BackendKind, Option<String>>, Option<Problem>) =
+        std::thread::scope(|scope| {
+            let help =
+                gemini_program.map(|path| scope.spawn(move || gemini_trust_check(&path, env)));
+            let handles: Vec<_> = programs
+                .iter()
+                .filter_map(|(kind, (_, path))| {
+                    let path = path.clone()?;
+                    Some((*kind, scope.spawn(move || program_version(&path, env))))
+                })
+                .collect();
+            let versions = handles
+                .into_iter()
+                .map(|(k, h)| (k, h.join().ok().flatten()))
+                .collect();
+            (versions, help.and_then(|h| h.join().ok().flatten()))
+        });
     let stages: Vec<StageCheck> = table
         .iter()
         .map(|(stage, kind)| {
@@ -268,6 +284,7 @@ pub fn preflight(config: &Config, env: &Env) -> Preflight {
             Some(_) => {}
         }
     }
+    problems.extend(gemini_trust);
     if used.contains(&BackendKind::Gemini)
         && let Some(m) = config.backend(BackendKind::Gemini).model
         && config.models.lookup(&m).is_none()
@@ -393,6 +410,44 @@ fn codex_profile_check(env: &Env, name: &str, problems: &mut Vec<Problem>) {
     }
 }
 
+/// The flag that lets Gemini run headless in a folder it does not trust yet (0.61 refuses
+/// otherwise, and overrides the approval mode).
+pub const GEMINI_SKIP_TRUST: &str = "--skip-trust";
+/// Bytes of `gemini --help` read.
+const HELP_LIMIT: u64 = 64 << 10;
+
+/// A problem when the installed Gemini CLI's `--help` does not list [`GEMINI_SKIP_TRUST`]
+/// (issueloop passes it on every run). A help text that cannot be read is not judged.
+fn gemini_trust_check(program: &Path, env: &Env) -> Option<Problem> {
+    let help = probe(program, "--help", env, VERSION_TIMEOUT, HELP_LIMIT)?;
+    gemini_trust_problem(program, &help)
+}
+
+/// Pure: the problem a Gemini `--help` text means, if any.
+fn gemini_trust_problem(program: &Path, help: &str) -> Option<Problem> {
+    if help.trim().is_empty() || lists_flag(help, GEMINI_SKIP_TRUST) {
+        return None;
+    }
+    Some(Problem {
+        kind: ProblemKind::GeminiTrust,
+        message: format!(
+            "`{}` (the `gemini` backend) does not list `{GEMINI_SKIP_TRUST}` in its `--help`; issueloop runs Gemini with it, so that a headless run trusts the run's worktree",
+            program.display()
+        ),
+        hint: Some(
+            "install a Gemini CLI that has it (`npm install -g @google/gemini-cli@0.61.0` or later)".into(),
+        ),
+    })
+}
+
+/// Whether `help` lists `flag` as an option (not as part of a longer flag).
+fn lists_flag(help: &str, flag: &str) -> bool {
+    help.match_indices(flag).any(|(i, _)| {
+        let after = help[i + flag.len()..].chars().next();
+        !matches!(after, Some(c) if c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    })
+}
+
 /// The first line `program --version` prints, within [`VERSION_TIMEOUT`], run with the same
 /// scrubbed environment as an agent (no harness keys needed).
 pub fn program_version(program: &Path, env: &Env) -> Option<String> {
@@ -400,9 +455,19 @@ pub fn program_version(program: &Path, env: &Env) -> Option<String> {
 }
 
 fn program_version_within(program: &Path, env: &Env, timeout: Duration) -> Option<String> {
+    let text = probe(program, "--version", env, timeout, 4096)?;
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(|l| crate::normalize::bounded(l, 200))
+}
+
+/// What `program arg` prints (stdout, then stderr; each up to `limit` bytes) when it exits
+/// within `timeout`, run with the same scrubbed environment as an agent.
+fn probe(program: &Path, arg: &str, env: &Env, timeout: Duration, limit: u64) -> Option<String> {
     let vars = agent_env(&[], env).vars;
     let mut child = Command::new(program)
-        .arg("--version")
+        .arg(arg)
         .env_clear()
         .envs(&vars)
         .stdin(Stdio::null())
@@ -418,7 +483,7 @@ fn program_version_within(program: &Path, env: &Env, timeout: Duration) -> Optio
         std::thread::spawn(move || {
             let mut s = String::new();
             if let Some(p) = pipe {
-                let _ = p.take(4096).read_to_string(&mut s);
+                let _ = p.take(limit).read_to_string(&mut s);
             }
             s
         })
@@ -427,7 +492,7 @@ fn program_version_within(program: &Path, env: &Env, timeout: Duration) -> Optio
     let err = std::thread::spawn(move || {
         let mut s = String::new();
         if let Some(p) = err {
-            let _ = p.take(4096).read_to_string(&mut s);
+            let _ = p.take(limit).read_to_string(&mut s);
         }
         s
     });
@@ -451,11 +516,7 @@ fn program_version_within(program: &Path, env: &Env, timeout: Duration) -> Optio
         let _ = child.wait();
         return None;
     }
-    let text = out.join().unwrap_or_default() + &err.join().unwrap_or_default();
-    text.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .map(|l| crate::normalize::bounded(l, 200))
+    Some(out.join().unwrap_or_default() + &err.join().unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -588,6 +649,55 @@ mod tests {
         );
         assert!(!format!("{p:?}").contains("ghp_"));
         std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn gemini_help_must_list_skip_trust() {
+        let program = Path::new("/opt/gemini");
+        let cases = [
+            (
+                "  --skip-trust   Trust the current workspace for this session.",
+                false,
+            ),
+            ("  -y, --yolo\n  --skip-trust\n", false),
+            ("  --skip-trusted-folders   something else", true),
+            ("  --approval-mode  Set the approval mode", true),
+            // Nothing to judge: no problem rather than a guess.
+            ("", false),
+        ];
+        for (help, problem) in cases {
+            let p = gemini_trust_problem(program, help);
+            assert_eq!(p.is_some(), problem, "{help:?}");
+            if let Some(p) = p {
+                assert_eq!(p.kind, ProblemKind::GeminiTrust);
+                assert!(p.message.contains("`--skip-trust`"), "{}", p.message);
+                assert!(p.message.contains("`/opt/gemini`"), "{}", p.message);
+            }
+        }
+    }
+
+    #[test]
+    fn an_installed_gemini_without_skip_trust_blocks_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let env = Env::from_pairs([("PATH", bin.display().to_string())]);
+        let c = config(dir.path(), "[runtime_profile]\ndefault = \"gemini\"\n");
+        script(
+            &bin,
+            "gemini",
+            "case \"$1\" in --version) echo 0.20.0;; *) echo '  --approval-mode  Set the approval mode';; esac",
+        );
+        let p = preflight(&c, &env);
+        let kinds: Vec<ProblemKind> = p.problems.iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, [ProblemKind::GeminiTrust], "{:?}", p.problems);
+        script(
+            &bin,
+            "gemini",
+            "case \"$1\" in --version) echo 0.61.0;; *) echo '      --skip-trust   Trust the current workspace';; esac",
+        );
+        let p = preflight(&c, &env);
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
     }
 
     #[test]

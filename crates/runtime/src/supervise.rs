@@ -17,6 +17,7 @@ use crate::agent_env::{agent_env, find_program};
 use crate::error::RuntimeError;
 use crate::normalize::{DEFAULT_LINE_LIMIT, Normalizer};
 use crate::outcome::{BackendOutcome, CostUpdate, KillReason};
+use crate::stderr_tail;
 
 /// Bytes read from stdout at a time.
 const READ_CHUNK: usize = 64 << 10;
@@ -257,7 +258,11 @@ pub async fn run_with(
         }
         None => String::new(),
     };
-    normalizer.set_stderr(stderr);
+    // Secret values the agent was given never reach a failure reason (see `stderr_tail`).
+    normalizer.set_stderr(stderr_tail::redact(
+        &stderr,
+        &stderr_tail::secret_values(&scrubbed.vars),
+    ));
     let exit_code = match &status {
         Some(Ok(s)) => s.code(),
         _ => None,
