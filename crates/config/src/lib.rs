@@ -15,6 +15,7 @@ mod policy;
 mod raw;
 pub mod redact;
 mod runtime;
+mod sandbox;
 mod suggest;
 mod validate;
 
@@ -33,6 +34,7 @@ pub use redact::{
     clean_line, clean_multiline, looks_like_secret, redact, register_env_secrets, register_secret,
 };
 pub use runtime::{BackendKind, RuntimeProfile, Stage};
+pub use sandbox::{SandboxConfig, SandboxMode, SandboxNetwork};
 pub use suggest::did_you_mean;
 pub use validate::{COMMAND_FORMATS, looks_like_github_token, normalize_cron};
 

@@ -268,6 +268,10 @@ fn build(raw: RawConfig, c: &mut Checker<'_>, base_dir: &AbsPath, require_repos:
                 .unwrap_or(".issueloop/state.sqlite"),
         ),
     };
+    let (sandbox, problems) = crate::sandbox::sandbox(raw.sandbox.unwrap_or_default(), base_dir);
+    for (path, message, hint) in problems {
+        c.error(&path, message, hint);
+    }
     let file = c.loc.abs_file.clone();
     Config {
         file,
@@ -285,6 +289,7 @@ fn build(raw: RawConfig, c: &mut Checker<'_>, base_dir: &AbsPath, require_repos:
         publish,
         service,
         state,
+        sandbox,
         models: builtin_models(),
         warnings: std::mem::take(&mut c.warnings),
     }

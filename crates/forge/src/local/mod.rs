@@ -147,6 +147,11 @@ impl LocalForge {
             cmd.arg("-c").arg(setting);
         }
         cmd.arg("-C").arg(dir).args(args).kill_on_drop(true);
+        // A child's environment is readable in `/proc/<pid>/environ` by processes of the same
+        // user (agents included, sandboxed or not): no credential goes to git.
+        for var in issueloop_config::CREDENTIAL_VARS {
+            cmd.env_remove(var);
+        }
         let argv = format!("git {}", args.join(" "));
         let out = tokio::time::timeout(self.timeout, cmd.output())
             .await
