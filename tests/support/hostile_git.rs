@@ -8,6 +8,9 @@ use super::World;
 
 /// Make every agent of `world` run `before`, then the scripted agent (which makes the issue's
 /// change and prints its stream), then `after`, all with `sh -eu` in the worktree.
+///
+/// The sandbox is off (`[sandbox] mode = "off"`): with it, the agent could not write the mirror
+/// at all. These attacks must fail because of what issueloop reads back, sandbox or not.
 pub fn hostile_agent(world: &World, before: &str, after: &str) -> PathBuf {
     let agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/agent.py");
     let script = world.root().join("hostile-agent.sh");
@@ -35,7 +38,13 @@ pub fn hostile_agent(world: &World, before: &str, after: &str) -> PathBuf {
         config.trim_end(),
         "agent argv not found"
     );
-    std::fs::write(&world.config, replaced.join("\n") + "\n").unwrap();
+    assert!(
+        config
+            .trim_end()
+            .ends_with("extra_writable = [\"observe\"]"),
+        "the `[sandbox]` table is last"
+    );
+    std::fs::write(&world.config, replaced.join("\n") + "\nmode = \"off\"\n").unwrap();
     script
 }
 
