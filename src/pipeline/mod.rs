@@ -7,6 +7,7 @@
 //! decides deterministically which issue runs) → run the reserved issues, at most
 //! `max_concurrent_runs` at once → report.
 
+mod heartbeat;
 mod outcome;
 mod run;
 
@@ -383,6 +384,16 @@ impl Pipeline {
             remote_head: None,
             took_over: None,
             lock_ref: None,
+            // The dead run's lease: the forge releases a claim only while that run still holds it.
+            lease: facts
+                .claim
+                .as_ref()
+                .and_then(|c| c.lease.clone())
+                .unwrap_or_else(|| issueloop_triage::LeaseFacts {
+                    holder: String::new(),
+                    expires: facts.claim.as_ref().map_or(report.started_at, |c| c.at),
+                    ttl: std::time::Duration::ZERO,
+                }),
         };
         let label_published = facts.open_pr.is_some()
             && !facts
@@ -586,7 +597,7 @@ impl Pipeline {
 }
 
 /// How to release the claim on an issue the tick skipped, if it is one a dead run left: only a
-/// stale claim, and only on an issue whose outcome is final (a later tick that runs the issue
+/// claim whose lease expired (or, without a lease record, a stale one), and only on an issue whose outcome is final (a later tick that runs the issue
 /// takes a stale claim over instead). A published issue keeps its PR's branch; a failed one
 /// loses its branch, as the failed run would have deleted it.
 fn leftover_claim(
@@ -598,8 +609,7 @@ fn leftover_claim(
     use issueloop_forge::Release;
     use issueloop_triage::SkipReason;
     let claim = facts.claim.as_ref()?;
-    let stale_after = jiff::SignedDuration::try_from(stale_after).ok()?;
-    if now.duration_since(claim.at) <= stale_after {
+    if issueloop_triage::claim_state(claim.at, claim.lease.as_ref(), now, stale_after).is_live() {
         return None;
     }
     match reason {
@@ -655,6 +665,7 @@ mod tests {
             claim: claimed_at.map(|at| ClaimFacts {
                 at: at.parse().expect("timestamp"),
                 by_us: false,
+                lease: None,
             }),
         }
     }
@@ -694,5 +705,28 @@ mod tests {
                 "{reason:?} claimed at {claimed_at:?}"
             );
         }
+        // A renewed lease keeps an old claim, on a published issue too: its run still lives.
+        let mut renewed = facts(stale);
+        if let Some(claim) = &mut renewed.claim {
+            claim.lease = Some(issueloop_triage::LeaseFacts {
+                holder: "live-run".into(),
+                expires: "2025-01-01T12:01:00Z".parse().expect("timestamp"),
+                ttl: Duration::from_secs(180),
+            });
+        }
+        assert_eq!(
+            leftover_claim(SkipReason::HasOpenPr, &renewed, hour, now),
+            None
+        );
+        // Its lease expired: released.
+        if let Some(claim) = &mut renewed.claim
+            && let Some(lease) = &mut claim.lease
+        {
+            lease.expires = "2025-01-01T11:00:00Z".parse().expect("timestamp");
+        }
+        assert_eq!(
+            leftover_claim(SkipReason::HasOpenPr, &renewed, hour, now),
+            Some(Release::KeepBranch)
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! released when no agent ran), the journal gets `run_finished`, and the worktree is removed.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use issueloop_config::{RunBudget, Stage};
@@ -22,6 +23,7 @@ use jiff::Timestamp;
 use tracing::Instrument;
 
 use super::Pipeline;
+use super::heartbeat::Heartbeat;
 use super::outcome::{Reason, RunFailure, agent_failure, agent_start_failure};
 use crate::brief::{BriefInput, GateFailure, evaluate_brief, execute_brief, reflect_brief};
 use crate::report::{RunStatus, RunSummary};
@@ -56,6 +58,8 @@ struct RunState {
     verdict: Option<Verdict>,
     summary: String,
     claim: Option<Claim>,
+    /// Renews the claim's lease while the run lives (stopped when it finishes).
+    heartbeat: Option<Heartbeat>,
 }
 
 /// How a run ended, and a failure of the state store while recording it (which fails the tick:
@@ -94,6 +98,7 @@ impl Pipeline {
             verdict: None,
             summary: String::new(),
             claim: None,
+            heartbeat: None,
         };
         let mut worktree = None;
         let result = self
@@ -132,6 +137,7 @@ impl Pipeline {
                 claimed_at: c.at,
                 now: Timestamp::now(),
                 stale_after,
+                lease: c.lease.clone(),
             })
         });
         let request = ClaimRequest {
@@ -142,6 +148,8 @@ impl Pipeline {
             current: item.facts.claim.clone(),
             stale_after,
             takeover_comment,
+            holder: item.run_id.to_string(),
+            lease_ttl: self.config.service.lease_ttl,
         };
         match self.forge.claim(&request).await.map_err(forge_failure)? {
             ClaimOutcome::Acquired(claim) => {
@@ -151,6 +159,11 @@ impl Pipeline {
                         label: self.config.labels.in_progress.clone(),
                     },
                 );
+                state.heartbeat = Some(Heartbeat::start(
+                    Arc::clone(&self.forge),
+                    claim.clone(),
+                    self.config.service.lease_ttl,
+                ));
                 state.claim = Some(claim);
             }
             ClaimOutcome::Busy(reason) => {
@@ -226,6 +239,7 @@ impl Pipeline {
         // Gates, with repairs while attempts and budget remain.
         let mut attempt = 0;
         loop {
+            lease_check(state)?;
             let report = self.gates(item, state, worktree).await?;
             if report.passed() {
                 break;
@@ -326,7 +340,8 @@ impl Pipeline {
             }
         }
 
-        // Commit, push, publish.
+        // Commit, push, publish: only while this run still holds the issue.
+        lease_check(state)?;
         let message = issueloop_workspace::commit_message(number, &item.facts.issue.title);
         if !carried_over {
             match blocking(|| worktree.commit(&approved, &message))
@@ -339,6 +354,7 @@ impl Pipeline {
             }
         }
         crate::failpoint::hit(&self.env, "after_commit");
+        lease_check(state)?;
         match blocking(|| worktree.push(&remote))
             .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?
         {
@@ -384,6 +400,7 @@ impl Pipeline {
                 }),
             run_id: item.run_id.to_string(),
         });
+        lease_check(state)?;
         let pr = self
             .forge
             .publish_pr(&PrRequest {
@@ -516,6 +533,7 @@ impl Pipeline {
                 format!("the service stopped before stage `{stage}`"),
             ));
         }
+        lease_check(state)?;
         let remaining = item.budget.cost_usd - state.spent;
         let wall = deadline.saturating_duration_since(Instant::now());
         if remaining <= 0.0 {
@@ -660,6 +678,8 @@ impl Pipeline {
     ) -> Finished {
         let repo = &item.selected.repo;
         let number = item.selected.number;
+        // The outcome is decided: no more renewals (the lease still covers the release).
+        state.heartbeat = None;
         crate::failpoint::hit(&self.env, "before_finish");
         let mut row = RunSummary {
             repo: repo.full(),
@@ -748,6 +768,10 @@ impl Pipeline {
                     )
                     .await;
                 }
+                if failure.reason == Reason::LeaseLost {
+                    // Another run holds the issue now: its claim is not ours to release.
+                    state.claim = None;
+                }
                 self.release_claim(state, Release::DeleteBranch).await;
             }
         }
@@ -813,7 +837,7 @@ impl Pipeline {
         match self.forge.release(&claim, release).await {
             Ok(()) => {}
             Err(e) => tracing::error!(
-                "cannot release the claim (it goes stale after the run's wall clock plus grace): {e}"
+                "cannot release the claim (another runner may take it once its lease expires): {e}"
             ),
         }
     }
@@ -851,6 +875,14 @@ fn fork_point(worktree: &Worktree, base: &str) -> Result<String, git2::Error> {
     let start = git2::Oid::from_str(&worktree.start_commit())?;
     let base = git2::Oid::from_str(base)?;
     Ok(repo.merge_base(start, base)?.to_string())
+}
+
+/// Fails the run when its lease no longer holds.
+fn lease_check(state: &RunState) -> Result<(), RunFailure> {
+    match &state.heartbeat {
+        Some(heartbeat) => heartbeat.check(),
+        None => Ok(()),
+    }
 }
 
 fn forge_failure(e: issueloop_forge::ForgeError) -> RunFailure {

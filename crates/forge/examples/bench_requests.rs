@@ -192,6 +192,8 @@ async fn main() -> ExitCode {
             current: None,
             stale_after: std::time::Duration::from_secs(3600),
             takeover_comment: None,
+            holder: "test-run".into(),
+            lease_ttl: std::time::Duration::from_secs(180),
         })
         .await
         .expect("claim")
