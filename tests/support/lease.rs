@@ -182,3 +182,24 @@ pub fn sorted(mut labels: Vec<String>) -> Vec<String> {
     labels.sort();
     labels
 }
+
+/// Every commit object in the world's remote, reachable or not, except the GitHub forge's lease
+/// commits (written through the API, never pushed): what runs pushed, plus `main`.
+pub fn pushed_commit_objects(world: &World) -> usize {
+    let repo = git2::Repository::open_bare(&world.remote).unwrap();
+    let odb = repo.odb().unwrap();
+    let mut ids = Vec::new();
+    odb.foreach(|id| {
+        ids.push(*id);
+        true
+    })
+    .unwrap();
+    ids.iter()
+        .filter_map(|id| repo.find_commit(*id).ok())
+        .filter(|c| {
+            !c.message()
+                .unwrap_or_default()
+                .starts_with("issueloop lease on issue #")
+        })
+        .count()
+}

@@ -32,8 +32,8 @@ pub struct ClaimRequest {
     pub base_sha: String,
     /// The claim the candidate facts showed (`CandidateFacts::claim`).
     pub current: Option<ClaimFacts>,
-    /// Age after which a claim is stale: the run's wall-clock budget plus grace
-    /// (`issueloop_triage::claim_stale_after`).
+    /// Age after which a claim *without a lease record* is stale: the run's wall-clock budget
+    /// plus grace (`issueloop_triage::claim_stale_after`). Claims with a lease ignore it.
     pub stale_after: Duration,
     /// Comment posted when a stale claim is taken over (`issueloop_triage::takeover_comment`);
     /// the forge writes a short one of its own when `None`. Its time refreshes the claim.

@@ -100,9 +100,10 @@ impl std::fmt::Display for SkipReason {
     }
 }
 
-/// How long a claim lives before it is stale: the run's wall-clock budget (the default, raised by
-/// the trusted budget labels) plus `budget.reservation_grace`, the same horizon after which
-/// the ledger charges an unsettled reservation.
+/// How long a claim *without a lease record* (made before leases) lives before it is stale: the
+/// run's wall-clock budget (the default, raised by the trusted budget labels) plus
+/// `budget.reservation_grace`, the same horizon after which the ledger charges an unsettled
+/// reservation. A claim with a lease is judged by its lease alone ([`crate::claim_state`]).
 pub fn claim_stale_after(
     budget: &BudgetConfig,
     labels: &Labels,
