@@ -87,6 +87,37 @@ pub struct LedgerSummary {
 }
 
 impl TickReport {
+    /// The report as every output shows it: outside text (titles, details, errors) stripped of
+    /// control and bidi characters, so a hostile title cannot drive a terminal, and every
+    /// secret masked.
+    pub fn for_output(&self) -> TickReport {
+        use issueloop_config::{clean_line, clean_multiline, redact};
+        let line = |s: &str| redact(&clean_line(s));
+        let opt = |s: &Option<String>| s.as_deref().map(line);
+        TickReport {
+            runs: self
+                .runs
+                .iter()
+                .map(|r| RunSummary {
+                    repo: line(&r.repo),
+                    title: line(&r.title),
+                    reason: opt(&r.reason),
+                    detail: opt(&r.detail),
+                    pr: opt(&r.pr),
+                    budget_explanation: opt(&r.budget_explanation),
+                    ..r.clone()
+                })
+                .collect(),
+            would: self.would.iter().map(|w| line(w)).collect(),
+            errors: self
+                .errors
+                .iter()
+                .map(|e| redact(&clean_multiline(e)))
+                .collect(),
+            ..self.clone()
+        }
+    }
+
     /// How many runs ended with `status`.
     pub fn count(&self, status: RunStatus) -> usize {
         self.runs.iter().filter(|r| r.status == status).count()
@@ -106,6 +137,7 @@ const SKIPS_WORTH_A_WARNING: &[&str] = &[
 /// The job summary: a table of issues (status, reason, cost against budget, PR) and the day's
 /// ledger, short enough to read in one screen.
 pub fn job_summary_markdown(report: &TickReport) -> String {
+    let report = &report.for_output();
     let mut md = String::new();
     let dry = if report.dry_run { " (dry run)" } else { "" };
     let _ = writeln!(
@@ -203,12 +235,15 @@ pub fn job_summary_markdown(report: &TickReport) -> String {
 pub fn to_json(report: &TickReport) -> serde_json::Value {
     // Every field is a string, number, bool, list or struct with string keys; serde_json only
     // fails on non-string map keys, which this type does not have.
-    serde_json::to_value(report).expect("a TickReport always serializes to JSON")
+    serde_json::to_value(report.for_output()).unwrap_or_else(
+        |e| serde_json::json!({ "errors": [format!("cannot render the report as JSON: {e}")] }),
+    )
 }
 
 /// GitHub Actions workflow commands for what needs a person's eye: `::error` for each failed run
 /// and each tick error, `::warning` for runs the limits skipped.
 pub fn annotations(report: &TickReport) -> Vec<String> {
+    let report = &report.for_output();
     let mut out = Vec::new();
     for run in &report.runs {
         let reason = run.reason.as_deref().unwrap_or("unknown");
@@ -523,6 +558,31 @@ mod tests {
             errors: vec!["listing issues of `acme/web` failed: not found or no access".into()],
         };
         insta::assert_snapshot!(job_summary_markdown(&report));
+    }
+
+    #[test]
+    fn terminal_controls_and_secrets_in_a_title_reach_no_output() {
+        let hostile = "before\rafter \u{1b}[31mred\u{1b}[0m \u{1b}]0;pwned\u{7} bell\u{7} \u{202E}txt.exe \
+                       ghp_AbCdEfGhIjKlMnOpQrSt0123456789";
+        let mut report = three_outcomes();
+        report.runs[1].title = hostile.into();
+        report.runs[1].detail =
+            Some("gate said \u{1b}[2J sk-ant-api03-AbCdEfGhIjKlMnOpQrSt01".into());
+        report.errors = vec!["listing failed\u{0}: \u{1b}]52;c;Zm9v\u{7}".into()];
+        let md = job_summary_markdown(&report);
+        let json = to_json(&report).to_string();
+        let notes = annotations(&report).join("\n");
+        for out in [&md, &json, &notes] {
+            for bad in ['\u{1b}', '\u{7}', '\u{202E}', '\r', '\u{0}'] {
+                assert!(!out.contains(bad), "{bad:?} in {out}");
+            }
+            assert!(
+                out.contains("before after red"),
+                "the text before `\\r` is kept: {out}"
+            );
+            assert!(!out.contains("KlMnOpQrSt"), "{out}");
+            assert!(!out.contains("pwned"), "the OSC payload is gone: {out}");
+        }
     }
 
     #[test]

@@ -377,7 +377,7 @@ fn a_branch_left_between_create_and_label_keeps_the_issue_busy_until_deleted() {
             row["detail"]
                 .as_str()
                 .unwrap_or_default()
-                .contains("branch_just_created"),
+                .contains("has just created branch"),
             "{row}"
         );
         if tick == 1 {

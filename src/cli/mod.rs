@@ -135,6 +135,8 @@ pub fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let env = Env::from_process();
+    // From here on every output path masks the values of the secret variables too.
+    issueloop_config::register_env_secrets(&env);
     output::init_logging(&cli.global, &env);
     let ctx = Ctx {
         global: cli.global,

@@ -165,8 +165,13 @@ pub fn serve(args: ServeArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
         tracing::info!(
             cron = schedule.expression(),
             timezone = schedule.timezone(),
-            "serving; next ticks: {:?}",
-            schedule.upcoming(jiff::Timestamp::now(), 3)
+            "serving; next ticks: {}",
+            schedule
+                .upcoming(jiff::Timestamp::now(), 3)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         let metrics = options.metrics.clone();
         let summary = service::serve(
@@ -208,7 +213,16 @@ pub fn serve(args: ServeArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
         )
         .await
         .map_err(|e| CliError::failed("serve", e.to_string()))?;
-        tracing::info!(?summary, "stopped");
+        tracing::info!(
+            ticks = summary.ticks,
+            completed = summary.completed,
+            failed = summary.failed,
+            panicked = summary.panicked,
+            cancelled = summary.cancelled,
+            fires_skipped = summary.fires_skipped,
+            stopped_mid_tick = summary.stopped_mid_tick,
+            "stopped"
+        );
         Ok(if summary.clean() {
             ExitCode::SUCCESS
         } else {

@@ -1,6 +1,8 @@
 //! `issueloop runs list` and `issueloop runs show`: the journal of runs, each run's events, its
 //! stage → runtime table and its final status derived from the events.
 
+use issueloop_config::clean_line;
+
 use super::output::{out, outln};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -212,14 +214,20 @@ fn cost_text(ledger: Option<&LedgerEntry>) -> String {
     }
 }
 
-/// `key=value` pairs of an event's payload on one line, at most 100 characters.
+/// `key=value` pairs of an event's payload on one line, at most 100 characters. Strings come
+/// from outside (titles, harness messages, gate output): control and bidi characters are
+/// removed and secrets masked before they reach the terminal.
 fn payload_text(payload: &serde_json::Value) -> String {
     const MAX: usize = 100;
     let text = match payload.as_object() {
         Some(object) => object
             .iter()
             .map(|(k, v)| match v {
-                serde_json::Value::String(s) => format!("{k}={s}"),
+                serde_json::Value::String(s) => format!(
+                    "{}={}",
+                    clean_line(k),
+                    issueloop_config::redact(&clean_line(s))
+                ),
                 other => format!("{k}={other}"),
             })
             .collect::<Vec<_>>()
@@ -231,5 +239,23 @@ fn payload_text(payload: &serde_json::Value) -> String {
         format!("{cut}…")
     } else {
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_text_shows_outside_text_as_data() {
+        let payload = serde_json::json!({
+            "title": "a\rb \u{1b}]0;x\u{7}\u{1b}[31mred \u{202E}cod.exe",
+            "message": "token ghp_AbCdEfGhIjKlMnOpQrSt0123456789",
+        });
+        let text = payload_text(&payload);
+        assert_eq!(
+            text, "message=token ghp_[REDACTED] title=a b red cod.exe",
+            "{text:?}"
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! decides deterministically which issue runs) → run the reserved issues, at most
 //! `max_concurrent_runs` at once → report.
 
+mod contain;
 mod heartbeat;
 mod outcome;
 mod run;
@@ -34,6 +35,8 @@ pub use outcome::{
 
 /// Key of the forge's poll state in the state store.
 const POLL_STATE_KEY: &str = "forge.poll_state";
+/// Named value: fingerprints of the trust comments posted, so an unchanged one is not re-sent.
+const POSTED_COMMENTS_KEY: &str = "forge.posted_comments";
 
 /// Everything a tick works with, opened once per process.
 pub struct Pipeline {
@@ -114,8 +117,11 @@ impl Pipeline {
         };
         let requests_before = self.forge.stats();
 
+        // Issues whose last run is known dead (same host, process gone): their claim is taken
+        // over now instead of after the wall clock.
+        let mut dead_runs: BTreeMap<(String, u64), String> = BTreeMap::new();
         if !opts.dry_run {
-            self.expire_reservations(started_at)?;
+            dead_runs = self.expire_reservations(started_at)?;
             match self.workspace.cleanup_stale() {
                 Ok(r) => tracing::debug!(?r, "stale worktrees checked"),
                 Err(e) => report.errors.push(format!("cleaning stale worktrees: {e}")),
@@ -123,7 +129,28 @@ impl Pipeline {
         }
 
         let mut poll = self.load_poll_state();
-        let candidates = self.candidates(&mut poll, opts, &mut report).await;
+        // Outside text is data: titles and bodies lose control and bidi characters here, before
+        // selection, so nothing downstream (logs, commits, the PR, the agent) sees them, and an
+        // issue left with no usable title is refused before any money is reserved.
+        let mut candidates: Vec<CandidateFacts> = self
+            .candidates(&mut poll, opts, &mut report)
+            .await
+            .into_iter()
+            .map(CandidateFacts::normalized)
+            .collect();
+        // A lease held by a run known dead on this host holds nothing: selection judges that
+        // claim by the (zero) age rule below, and the claim by `dead_holder`.
+        for facts in &mut candidates {
+            let dead = dead_runs.get(&(facts.issue.repo.full(), facts.issue.number));
+            if let Some(claim) = &mut facts.claim
+                && claim
+                    .lease
+                    .as_ref()
+                    .is_some_and(|l| Some(&l.holder) == dead)
+            {
+                claim.lease = None;
+            }
+        }
         if !opts.dry_run {
             self.save_poll_state(&poll, &mut report);
         }
@@ -132,7 +159,13 @@ impl Pipeline {
             &candidates,
             &self.config.labels,
             started_at,
-            |f| issueloop_triage::claim_stale_after(&self.config.budget, &self.config.labels, f),
+            |f| {
+                if dead_runs.contains_key(&(f.issue.repo.full(), f.issue.number)) {
+                    std::time::Duration::ZERO
+                } else {
+                    issueloop_triage::claim_stale_after(&self.config.budget, &self.config.labels, f)
+                }
+            },
             self.config.service.max_concurrent_runs as usize,
         );
         tracing::info!(
@@ -177,7 +210,12 @@ impl Pipeline {
                     }
                 },
             };
-            if let Some(item) = self.reserve(selected, facts, info, opts, &mut report)? {
+            let dead_holder = dead_runs
+                .get(&(facts.issue.repo.full(), facts.issue.number))
+                .cloned();
+            if let Some(mut item) = self.reserve(selected, facts, info, opts, &mut report)? {
+                item.claim_owner_dead = dead_holder.is_some();
+                item.dead_holder = dead_holder;
                 reserved.push(item);
             }
         }
@@ -220,11 +258,36 @@ impl Pipeline {
         Ok(report)
     }
 
-    fn expire_reservations(&self, now: Timestamp) -> Result<(), TickError> {
+    /// Charge the reservations of runs that will never settle: those whose process is seen
+    /// dead on this host (at once), and those past their wall clock plus grace (any host).
+    /// Returns the issues of the runs seen dead, with their run ids: claims (and leases) those
+    /// runs hold may be taken over now.
+    fn expire_reservations(
+        &self,
+        now: Timestamp,
+    ) -> Result<BTreeMap<(String, u64), String>, TickError> {
+        let mut dead = BTreeMap::new();
+        for expired in self.store.expire_dead(now)? {
+            tracing::warn!(
+                run = %expired.run_id,
+                "the process of a run on this host is gone; its reservation is charged in full \
+                 and its claim released now: {expired}"
+            );
+            let _ = self.store.append(
+                &expired.run_id,
+                now,
+                &Event::Note {
+                    message: "the run's process died on this host; reservation charged at its \
+                              full amount before its expiry"
+                        .into(),
+                },
+            );
+            dead.insert((expired.repo, expired.issue), expired.run_id.to_string());
+        }
         for expired in self.store.expire(now)? {
             tracing::warn!(
                 run = %expired.run_id,
-                "a reservation was never settled (its process died); charged in full: {expired:?}"
+                "a reservation was never settled (its process died); charged in full: {expired}"
             );
             let _ = self.store.append(
                 &expired.run_id,
@@ -234,7 +297,7 @@ impl Pipeline {
                 },
             );
         }
-        Ok(())
+        Ok(dead)
     }
 
     fn load_poll_state(&self) -> PollState {
@@ -248,6 +311,24 @@ impl Pipeline {
                 tracing::warn!("cannot read the stored poll state ({e}); polling from scratch");
                 PollState::default()
             }
+        }
+    }
+
+    /// Fingerprints of the trust comments this state file has seen posted, by issue and marker.
+    fn posted_comments(&self) -> BTreeMap<String, String> {
+        self.store
+            .get_value(POSTED_COMMENTS_KEY)
+            .ok()
+            .flatten()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default()
+    }
+
+    fn save_posted_comments(&self, posted: &BTreeMap<String, String>) {
+        let text = serde_json::to_string(posted).unwrap_or_default();
+        if let Err(e) = self.store.set_value(POSTED_COMMENTS_KEY, &text) {
+            // Only costs a re-read and a compare next tick.
+            tracing::warn!("cannot record a posted comment's fingerprint: {e}");
         }
     }
 
@@ -318,14 +399,33 @@ impl Pipeline {
                     "would comment on {}#{} that the body was edited after labelling",
                     skipped.repo, skipped.number
                 ));
-            } else if let Err(e) = self
-                .forge
-                .upsert_comment(&skipped.repo, skipped.number, &marker, &body)
-                .await
-            {
-                report
-                    .errors
-                    .push(format!("{}#{}: {e}", skipped.repo, skipped.number));
+            } else {
+                // Said before with the same words: no read, no write (a write per tick would
+                // also bump the issue's `updated_at` forever).
+                let key = format!("{}#{} {marker}", skipped.repo, skipped.number);
+                let print = issueloop_triage::fingerprint(&body);
+                let mut posted = self.posted_comments();
+                if posted.get(&key) == Some(&print) {
+                    tracing::debug!(
+                        repo = %skipped.repo,
+                        issue = skipped.number,
+                        "trust comment already says this; not rewritten"
+                    );
+                } else {
+                    match self
+                        .forge
+                        .upsert_comment(&skipped.repo, skipped.number, &marker, &body)
+                        .await
+                    {
+                        Ok(_) => {
+                            posted.insert(key, print);
+                            self.save_posted_comments(&posted);
+                        }
+                        Err(e) => report
+                            .errors
+                            .push(format!("{}#{}: {e}", skipped.repo, skipped.number)),
+                    }
+                }
             }
         }
         self.release_leftover_claim(skipped, facts, opts, report)
@@ -369,7 +469,7 @@ impl Pipeline {
                 issueloop_workspace::branch_name(
                     &self.config.git.branch_prefix,
                     number,
-                    &facts.issue.title,
+                    &issueloop_triage::redact(&facts.issue.title),
                 )
             },
             |pr| pr.branch.clone(),
@@ -533,10 +633,11 @@ impl Pipeline {
             &self.config.budget,
             now,
         );
+        // Named from the title with secrets masked: a ref is as public as the PR.
         let branch = issueloop_workspace::branch_name(
             &self.config.git.branch_prefix,
             selected.number,
-            &facts.issue.title,
+            &issueloop_triage::redact(&facts.issue.title),
         );
         self.journal_all(
             &run_id,
@@ -556,6 +657,8 @@ impl Pipeline {
             ReserveOutcome::Reserved(_) => {
                 crate::failpoint::hit(&self.env, "after_reserve");
                 Ok(Some(run::Reserved {
+                    claim_owner_dead: false,
+                    dead_holder: None,
                     run_id,
                     facts: facts.clone(),
                     selected: selected.clone(),

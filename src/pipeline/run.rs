@@ -23,6 +23,7 @@ use jiff::Timestamp;
 use tracing::Instrument;
 
 use super::Pipeline;
+use super::contain::Containment;
 use super::heartbeat::Heartbeat;
 use super::outcome::{Reason, RunFailure, agent_failure, agent_start_failure};
 use crate::brief::{BriefInput, GateFailure, evaluate_brief, execute_brief, reflect_brief};
@@ -44,6 +45,11 @@ pub(crate) struct Reserved {
     pub explanation: String,
     pub branch: String,
     pub repo_info: RepoInfo,
+    /// The issue's claim belongs to a run whose process is known dead on this host: take it
+    /// over now rather than once it is stale by the clock.
+    pub claim_owner_dead: bool,
+    /// That dead run's id: a lease it holds may be taken over now.
+    pub dead_holder: Option<String>,
 }
 
 /// What a run accumulates as it goes, for the ledger, the PR body and the comment.
@@ -58,6 +64,8 @@ struct RunState {
     verdict: Option<Verdict>,
     summary: String,
     claim: Option<Claim>,
+    /// The run directory and sandboxes of its agents and gates (set with the worktree).
+    containment: Option<Containment>,
     /// Renews the claim's lease while the run lives (stopped when it finishes).
     heartbeat: Option<Heartbeat>,
 }
@@ -98,6 +106,7 @@ impl Pipeline {
             verdict: None,
             summary: String::new(),
             claim: None,
+            containment: None,
             heartbeat: None,
         };
         let mut worktree = None;
@@ -124,11 +133,15 @@ impl Pipeline {
         let number = item.selected.number;
 
         // Claim before spending anything.
-        let stale_after = issueloop_triage::claim_stale_after(
-            &self.config.budget,
-            &self.config.labels,
-            &item.facts,
-        );
+        let stale_after = if item.claim_owner_dead {
+            std::time::Duration::ZERO
+        } else {
+            issueloop_triage::claim_stale_after(
+                &self.config.budget,
+                &self.config.labels,
+                &item.facts,
+            )
+        };
         let takeover_comment = item.facts.claim.as_ref().map(|c| {
             issueloop_triage::takeover_comment(&TakeoverCommentInput {
                 issue_number: number,
@@ -150,6 +163,7 @@ impl Pipeline {
             takeover_comment,
             holder: item.run_id.to_string(),
             lease_ttl: self.config.service.lease_ttl,
+            dead_holder: item.dead_holder.clone(),
         };
         match self.forge.claim(&request).await.map_err(forge_failure)? {
             ClaimOutcome::Acquired(claim) => {
@@ -169,7 +183,7 @@ impl Pipeline {
             ClaimOutcome::Busy(reason) => {
                 return Err(RunFailure::new(
                     Reason::Claimed,
-                    format!("another runner holds the issue ({})", reason.id()),
+                    format!("another runner holds the issue: {}", reason.describe()),
                 ));
             }
         }
@@ -193,6 +207,37 @@ impl Pipeline {
         .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?;
         let worktree = worktree.insert(wt);
         crate::failpoint::hit(&self.env, "after_worktree");
+
+        // Agents and gates write only the worktree, its private gitdir and the run's directory.
+        let support = issueloop_process::support();
+        let decision = issueloop_runtime::sandbox_decision(self.config.sandbox.mode, support);
+        if decision == issueloop_runtime::SandboxDecision::Refuse {
+            return Err(RunFailure::new(
+                Reason::WorkspaceError,
+                format!(
+                    "the agent sandbox is required but this kernel cannot enforce it: {support} (Linux {})",
+                    issueloop_process::kernel_release()
+                ),
+            ));
+        }
+        if decision == issueloop_runtime::SandboxDecision::Unavailable {
+            tracing::warn!(%support, "the agent sandbox is unavailable; the agent runs unsandboxed (`[sandbox] mode = \"best_effort\"`)");
+        }
+        let containment = Containment::new(
+            &self.config,
+            &self.env,
+            worktree.path(),
+            &worktree.private_gitdir(),
+            support,
+        )
+        .map_err(|e| {
+            RunFailure::new(
+                Reason::WorkspaceError,
+                format!("cannot create the run's directory: {e}"),
+            )
+        })?;
+        self.journal(&item.run_id, containment.event.clone());
+        state.containment = Some(containment);
 
         let policy = self.config.policy.for_repo(Some(repo));
         let acceptance =
@@ -342,7 +387,11 @@ impl Pipeline {
 
         // Commit, push, publish: only while this run still holds the issue.
         lease_check(state)?;
-        let message = issueloop_workspace::commit_message(number, &item.facts.issue.title);
+        // A git object outlives everything: the title is already clean, and secrets are masked.
+        let message = issueloop_workspace::commit_message(
+            number,
+            &issueloop_triage::redact(&item.facts.issue.title),
+        );
         if !carried_over {
             match blocking(|| worktree.commit(&approved, &message))
                 .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?
@@ -563,6 +612,14 @@ impl Pipeline {
             },
         )
         .map_err(|e| agent_start_failure(stage.as_str(), &e))?;
+        let mut invocation = invocation;
+        if state
+            .containment
+            .as_ref()
+            .is_some_and(|c| c.agent.is_some())
+        {
+            super::contain::inside_our_sandbox(&mut invocation);
+        }
         self.journal(
             &item.run_id,
             Event::StageStarted {
@@ -573,7 +630,15 @@ impl Pipeline {
         tracing::info!(stage = %stage, backend = invocation.runtime_id(), budget = remaining, "stage started: {invocation}");
         state.agent_started = true;
         let started = Instant::now();
-        let run = issueloop_runtime::run(&invocation, worktree.path(), &limits, &self.env);
+        let (env, sandbox) = match &state.containment {
+            Some(c) => (&c.env, c.agent.clone()),
+            None => (&self.env, None),
+        };
+        let options = issueloop_runtime::RunOptions {
+            sandbox,
+            ..issueloop_runtime::RunOptions::default()
+        };
+        let run = issueloop_runtime::run_with(&invocation, worktree.path(), &limits, env, options);
         let outcome = tokio::select! {
             outcome = run => outcome,
             () = shutdown.aborting() => {
@@ -599,6 +664,7 @@ impl Pipeline {
                 cost_usd: cost,
                 cost_source: outcome.cost_source.as_str().to_owned(),
                 usage: serde_json::to_value(outcome.usage).unwrap_or_default(),
+                error: outcome.error.clone().filter(|_| !outcome.succeeded()),
             },
         );
         state.stages.push(StageRow {
@@ -635,7 +701,11 @@ impl Pipeline {
         let selected = issueloop_gates::select(&repo_facts, &changed, explicit);
         let allowlist = self.config.policy.for_repo(Some(repo)).allowlist;
         let planned = issueloop_gates::plan(&selected, &repo_facts, &allowlist);
-        let options = issueloop_gates::RunOptions::new(&self.config.gates, self.env.clone());
+        let mut options = issueloop_gates::RunOptions::new(&self.config.gates, self.env.clone());
+        if let Some(c) = &state.containment {
+            options.env = c.env.clone();
+            options.sandbox = c.gates.clone();
+        }
         let report = issueloop_gates::run_gates(worktree.path(), &planned, &options)
             .await
             .map_err(|e| RunFailure::new(Reason::GatesFailed, e.to_string()))?;

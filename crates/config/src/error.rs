@@ -5,8 +5,11 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-/// One problem in a configuration or policy file.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+use crate::redact::{redact, redact_quoted};
+
+/// One problem in a configuration or policy file. Its text and JSON forms never quote a value
+/// that looks like a secret (see [`redact_quoted`]): they name the key and say so instead.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ConfigError {
     pub file: PathBuf,
     /// TOML key path, e.g. `budget.labels."loop:budget-xl".cost_usd`; empty for the whole file.
@@ -15,6 +18,46 @@ pub struct ConfigError {
     pub column: Option<usize>,
     pub message: String,
     pub hint: Option<String>,
+}
+
+impl ConfigError {
+    /// The message as shown: a quoted secret-looking value replaced by words, secrets masked.
+    pub fn shown_message(&self) -> String {
+        redact_quoted(&self.message)
+    }
+
+    /// The hint as shown, like [`ConfigError::shown_message`].
+    pub fn shown_hint(&self) -> Option<String> {
+        self.hint.as_deref().map(redact_quoted)
+    }
+}
+
+impl fmt::Debug for ConfigError {
+    // Shown like the text and JSON forms: never the raw value of a secret.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigError")
+            .field("file", &self.file)
+            .field("key", &redact(&self.key))
+            .field("line", &self.line)
+            .field("column", &self.column)
+            .field("message", &self.shown_message())
+            .field("hint", &self.shown_hint())
+            .finish()
+    }
+}
+
+impl Serialize for ConfigError {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut s = serializer.serialize_struct("ConfigError", 6)?;
+        s.serialize_field("file", &self.file)?;
+        s.serialize_field("key", &redact(&self.key))?;
+        s.serialize_field("line", &self.line)?;
+        s.serialize_field("column", &self.column)?;
+        s.serialize_field("message", &self.shown_message())?;
+        s.serialize_field("hint", &self.shown_hint())?;
+        s.end()
+    }
 }
 
 impl fmt::Display for ConfigError {
@@ -28,10 +71,10 @@ impl fmt::Display for ConfigError {
         }
         f.write_str(": ")?;
         if !self.key.is_empty() {
-            write!(f, "`{}`: ", self.key)?;
+            write!(f, "`{}`: ", redact(&self.key))?;
         }
-        f.write_str(&self.message)?;
-        if let Some(hint) = &self.hint {
+        f.write_str(&self.shown_message())?;
+        if let Some(hint) = self.shown_hint() {
             write!(f, "\n  hint: {hint}")?;
         }
         Ok(())
@@ -47,10 +90,11 @@ pub struct ConfigWarning {
 
 impl fmt::Display for ConfigWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let message = redact_quoted(&self.message);
         if self.key.is_empty() {
-            f.write_str(&self.message)
+            f.write_str(&message)
         } else {
-            write!(f, "`{}`: {}", self.key, self.message)
+            write!(f, "`{}`: {message}", redact(&self.key))
         }
     }
 }

@@ -6,17 +6,21 @@
 
 mod env;
 mod error;
+mod human;
 mod load;
 mod model;
 mod path;
 mod policy;
 mod raw;
+pub mod redact;
 mod runtime;
+mod sandbox;
 mod suggest;
 mod validate;
 
 pub use env::{CREDENTIAL_VARS, Env, Secret};
 pub use error::{ConfigError, ConfigWarning, LoadError};
+pub use human::human_duration;
 pub use load::{load_file, load_str};
 pub use model::*;
 pub use path::{AbsPath, KeyPath};
@@ -24,7 +28,11 @@ pub use policy::{
     AllowRule, EffectivePolicy, Loosening, ModelPrice, ModelTable, PolicyConfig, PolicyLimits,
     RepoPolicy, SecretPattern, builtin_models, builtin_policy,
 };
+pub use redact::{
+    clean_line, clean_multiline, looks_like_secret, redact, register_env_secrets, register_secret,
+};
 pub use runtime::{BackendKind, RuntimeProfile, Stage};
+pub use sandbox::{SandboxConfig, SandboxMode, SandboxNetwork};
 pub use suggest::did_you_mean;
 pub use validate::{COMMAND_FORMATS, looks_like_github_token, normalize_cron};
 

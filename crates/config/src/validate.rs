@@ -15,6 +15,7 @@ use crate::policy::{
     parse_policy_file,
 };
 use crate::raw::*;
+use crate::redact::{looks_like_secret, redact_quoted};
 use crate::runtime::{BackendKind, RuntimeProfile, Stage};
 use crate::suggest::did_you_mean;
 
@@ -52,15 +53,16 @@ impl Checker<'_> {
             },
             line,
             column,
-            message: message.into(),
-            hint,
+            // A value a person wrote is quoted in many messages: never when it is a secret.
+            message: redact_quoted(&message.into()),
+            hint: hint.as_deref().map(redact_quoted),
         });
     }
 
     fn warn(&mut self, path: &KeyPath, message: impl Into<String>) {
         self.warnings.push(ConfigWarning {
             key: path.to_string(),
-            message: message.into(),
+            message: redact_quoted(&message.into()),
         });
     }
 
@@ -266,6 +268,10 @@ fn build(raw: RawConfig, c: &mut Checker<'_>, base_dir: &AbsPath, require_repos:
                 .unwrap_or(".issueloop/state.sqlite"),
         ),
     };
+    let (sandbox, problems) = crate::sandbox::sandbox(raw.sandbox.unwrap_or_default(), base_dir);
+    for (path, message, hint) in problems {
+        c.error(&path, message, hint);
+    }
     let file = c.loc.abs_file.clone();
     Config {
         file,
@@ -283,13 +289,14 @@ fn build(raw: RawConfig, c: &mut Checker<'_>, base_dir: &AbsPath, require_repos:
         publish,
         service,
         state,
+        sandbox,
         models: builtin_models(),
         warnings: std::mem::take(&mut c.warnings),
     }
 }
 
-/// Refuse anything that looks like a GitHub token anywhere in the file. The value is never
-/// repeated in the message.
+/// Refuse anything that looks like a secret (a GitHub, Anthropic, OpenAI, AWS or Slack token, a
+/// private key) anywhere in the file. The value is never repeated in the message.
 fn check_no_secrets(c: &mut Checker<'_>) {
     fn walk(item: &toml_edit::Item, path: KeyPath, found: &mut Vec<KeyPath>) {
         match item {
@@ -311,7 +318,7 @@ fn check_no_secrets(c: &mut Checker<'_>) {
     }
     fn walk_value(v: &toml_edit::Value, path: KeyPath, found: &mut Vec<KeyPath>) {
         match v {
-            toml_edit::Value::String(s) if looks_like_github_token(s.value()) => found.push(path),
+            toml_edit::Value::String(s) if looks_like_secret(s.value()) => found.push(path),
             toml_edit::Value::Array(a) => {
                 for (i, v) in a.iter().enumerate() {
                     walk_value(v, path.index(i), found);
@@ -330,8 +337,8 @@ fn check_no_secrets(c: &mut Checker<'_>) {
     for path in found {
         c.error(
             &path,
-            "this value looks like a GitHub token; tokens never belong in the configuration file",
-            Some("remove it (and revoke it if the file was shared), then set `GITHUB_TOKEN` in the environment".into()),
+            "a secret-looking value (a token or a private key); secrets never belong in the configuration file",
+            Some("remove it (and revoke it if the file was shared), then set `GITHUB_TOKEN` in the environment (or the variable the agent's program reads)".into()),
         );
     }
 }

@@ -42,6 +42,9 @@ pub struct ClaimRequest {
     pub holder: String,
     /// How long the lease lasts without a renewal (`[service] lease_ttl`).
     pub lease_ttl: Duration,
+    /// A run known dead (its process gone on this host): a lease it holds may be taken over at
+    /// once, without waiting for it to expire.
+    pub dead_holder: Option<String>,
 }
 
 /// The answer to a claim.
@@ -99,6 +102,26 @@ impl BusyReason {
             BusyReason::TakeoverLost { .. } => "takeover_lost",
         }
     }
+
+    /// The reason in words, for a person (the id stays in JSON and the journal).
+    pub fn describe(&self) -> String {
+        match self {
+            BusyReason::ClaimedByAnotherRun { since } => format!(
+                "another run claimed it at {} and the claim is not stale yet",
+                since.strftime("%Y-%m-%d %H:%M:%S UTC")
+            ),
+            BusyReason::BranchJustCreated { branch } => format!(
+                "another runner has just created branch `{branch}` and not labelled the issue yet \
+                 (if no run is working on it, delete the branch)"
+            ),
+            BusyReason::BranchVanished { branch } => format!(
+                "branch `{branch}` disappeared while it was being claimed; the next tick tries again"
+            ),
+            BusyReason::TakeoverLost { .. } => {
+                "another runner took over the same stale claim first".to_owned()
+            }
+        }
+    }
 }
 
 /// Why a claim was taken over.
@@ -126,7 +149,8 @@ pub enum Contested {
 
 /// Decides, for a run whose branch create was refused because the branch exists, whether to back
 /// off or take over. `current` carries the claim's lease as the forge read it just now;
-/// `existing_sha` is where the branch points now (`None`: it vanished).
+/// `existing_sha` is where the branch points now (`None`: it vanished); a lease held by
+/// `dead_holder` (a run whose process is known gone) counts as expired now.
 pub fn decide_contested(
     current: Option<&ClaimFacts>,
     now: Timestamp,
@@ -134,8 +158,17 @@ pub fn decide_contested(
     branch: &str,
     existing_sha: Option<&str>,
     base_sha: &str,
+    dead_holder: Option<&str>,
 ) -> Contested {
     if let Some(claim) = current {
+        if let Some(lease) = &claim.lease
+            && dead_holder == Some(lease.holder.as_str())
+        {
+            return Contested::TakeOver(TakeoverReason::LeaseExpired {
+                holder: lease.holder.clone(),
+                expired_at: lease.expires.min(now),
+            });
+        }
         return match claim_state(claim.at, claim.lease.as_ref(), now, stale_after) {
             ClaimState::Live { .. } => {
                 Contested::Busy(BusyReason::ClaimedByAnotherRun { since: claim.at })
@@ -334,6 +367,27 @@ mod tests {
         s.parse().unwrap()
     }
 
+    #[test]
+    fn busy_reasons_read_as_sentences_not_ids() {
+        let branch = "loop/3-x".to_owned();
+        for reason in [
+            BusyReason::ClaimedByAnotherRun {
+                since: t("2025-01-01T10:00:00Z"),
+            },
+            BusyReason::BranchJustCreated {
+                branch: branch.clone(),
+            },
+            BusyReason::BranchVanished { branch },
+            BusyReason::TakeoverLost {
+                lock: "refs/heads/issueloop-lock/3".into(),
+            },
+        ] {
+            let text = reason.describe();
+            assert!(!text.contains(reason.id()), "{text}");
+            assert!(!text.contains('{'), "{text}");
+        }
+    }
+
     const BASE: &str = "1111111111111111111111111111111111111111";
     const OTHER: &str = "2222222222222222222222222222222222222222";
 
@@ -420,11 +474,42 @@ mod tests {
         ];
         for (current, existing, expected) in cases {
             assert_eq!(
-                decide_contested(current.as_ref(), now, hour, "b", existing, BASE),
+                decide_contested(current.as_ref(), now, hour, "b", existing, BASE, None),
                 expected,
                 "{current:?} {existing:?}"
             );
         }
+        // A live lease whose holder is known dead is taken over at once; another run's is not.
+        let live = leased("2025-01-01T11:59:00Z", "2025-01-01T12:02:00Z");
+        assert_eq!(
+            decide_contested(
+                Some(&live),
+                now,
+                hour,
+                "b",
+                Some(OTHER),
+                BASE,
+                Some("run-a")
+            ),
+            Contested::TakeOver(TakeoverReason::LeaseExpired {
+                holder: "run-a".into(),
+                expired_at: now,
+            })
+        );
+        assert_eq!(
+            decide_contested(
+                Some(&live),
+                now,
+                hour,
+                "b",
+                Some(OTHER),
+                BASE,
+                Some("run-z")
+            ),
+            Contested::Busy(BusyReason::ClaimedByAnotherRun {
+                since: t("2025-01-01T11:59:00Z")
+            })
+        );
     }
 
     #[test]

@@ -26,8 +26,11 @@ pub enum ForgeError {
     RepoNotFound { repo: RepoName, api: String },
 
     #[error(
-        "GitHub's rate limit at `{api}` is used up until {reset}; waiting {wait:?} would exceed the \
-         {max_wait:?} allowed, so `{method} {path}` was not sent"
+        "GitHub's rate limit at `{api}` is used up until {reset}; waiting {} would exceed the \
+         {} allowed, so `{method} {path}` {}",
+        issueloop_config::human_duration(*wait),
+        issueloop_config::human_duration(*max_wait),
+        if *sent { "was refused and not sent again" } else { "was not sent" }
     )]
     RateLimited {
         api: String,
@@ -36,6 +39,8 @@ pub enum ForgeError {
         reset: jiff::Timestamp,
         wait: Duration,
         max_wait: Duration,
+        /// The request was sent (and refused for the limit) before the wait was judged too long.
+        sent: bool,
     },
 
     #[error(
@@ -59,7 +64,10 @@ pub enum ForgeError {
         maybe_applied: bool,
     },
 
-    #[error("`{method} {path}` got no answer within {timeout:?} (attempt {attempts})")]
+    #[error(
+        "`{method} {path}` got no answer within {} (attempt {attempts})",
+        issueloop_config::human_duration(*timeout)
+    )]
     Timeout {
         method: String,
         path: String,

@@ -29,6 +29,7 @@ fn claim_request(w: &World, issue: u64, branch: &str, base_sha: &str) -> ClaimRe
         takeover_comment: None,
         holder: "test-run".into(),
         lease_ttl: Duration::from_secs(180),
+        dead_holder: None,
     }
 }
 

@@ -124,6 +124,7 @@ impl Local {
             takeover_comment: None,
             holder: "test-run".into(),
             lease_ttl: Duration::from_secs(180),
+            dead_holder: None,
         }
     }
 }

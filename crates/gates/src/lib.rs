@@ -13,7 +13,6 @@
 
 mod allow;
 mod builtin;
-mod capture;
 mod env;
 mod error;
 mod facts;

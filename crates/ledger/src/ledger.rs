@@ -151,6 +151,24 @@ pub struct Expired {
     pub expires_at: Timestamp,
 }
 
+impl std::fmt::Display for Expired {
+    /// One sentence for a person: `run r-… of acme/app#3: $1.00 reserved at …, due to settle
+    /// by …, charged to 2025-06-01`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "run {} of {}#{}: {} reserved at {}, due to settle by {}, charged to {}",
+            self.run_id,
+            self.repo,
+            self.issue,
+            self.amount,
+            self.reserved_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            self.expires_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            self.day
+        )
+    }
+}
+
 /// Where a ledger entry stands. Every reservation ends `settled`, `released` or `expired`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -341,6 +359,30 @@ mod tests {
         assert_eq!(utc_day(late).to_string(), "2026-11-21");
         assert_eq!(utc_day(early).to_string(), "2026-11-22");
         assert_eq!(utc_day(offset).to_string(), "2026-11-22");
+    }
+
+    #[test]
+    fn an_expired_reservation_reads_as_a_sentence() {
+        let expired = Expired {
+            run_id: RunId::generate("2026-11-21T10:00:00Z".parse().unwrap(), "acme/app", 3),
+            repo: "acme/app".into(),
+            issue: 3,
+            day: "2026-11-21".parse().unwrap(),
+            amount: Usd::from_micros(1_000_000),
+            reserved_at: "2026-11-21T10:00:00Z".parse().unwrap(),
+            expires_at: "2026-11-21T11:00:00Z".parse().unwrap(),
+        };
+        let text = expired.to_string();
+        assert!(
+            text.ends_with(
+                "of acme/app#3: $1.00 reserved at 2026-11-21 10:00:00 UTC, due to settle by \
+                 2026-11-21 11:00:00 UTC, charged to 2026-11-21"
+            ),
+            "{text}"
+        );
+        for debug in ["Expired {", "RunId(", "Usd("] {
+            assert!(!text.contains(debug), "{text}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod budget;
 mod journal;
 mod ledger;
 mod money;
+mod owner;
 mod sqlite;
 
 pub use budget::{BudgetDecision, SkipReason, derive};
@@ -21,4 +22,5 @@ pub use ledger::{
     ReserveRequest, Settlement, utc_day,
 };
 pub use money::Usd;
+pub use owner::{ProcessOwner, owner_is_gone, process_start};
 pub use sqlite::{APPLICATION_ID, SCHEMA_VERSION, SqliteLedger};

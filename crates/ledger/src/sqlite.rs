@@ -17,6 +17,17 @@ use crate::ledger::{
     ReserveRequest, Settlement, utc_day,
 };
 use crate::money::Usd;
+use crate::owner::{ProcessOwner, owner_is_gone, process_start};
+
+/// Masks secrets in every string of a JSON value (the one rule of `issueloop_config::redact`).
+fn redact_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) => *s = issueloop_config::redact(s),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_json),
+        serde_json::Value::Object(map) => map.values_mut().for_each(redact_json),
+        _ => {}
+    }
+}
 
 /// `PRAGMA application_id` of an issueloop state file (`ISLP`): tells our files from other
 /// applications' SQLite databases.
@@ -60,6 +71,11 @@ const MIGRATIONS: &[&str] = &[
         key   TEXT PRIMARY KEY NOT NULL,
         value TEXT NOT NULL
     ) STRICT;",
+    // 3: the process that made a reservation, so a later tick on the same host can see it died.
+    // Empty for reservations made before (and on hosts without `/proc`): the clock decides.
+    "ALTER TABLE ledger_entries ADD COLUMN owner_host TEXT;
+    ALTER TABLE ledger_entries ADD COLUMN owner_pid INTEGER;
+    ALTER TABLE ledger_entries ADD COLUMN owner_start TEXT;",
 ];
 
 /// The schema version this build writes and understands.
@@ -73,6 +89,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct SqliteLedger {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// This process, recorded with every reservation it makes.
+    owner: Option<ProcessOwner>,
 }
 
 impl std::fmt::Debug for SqliteLedger {
@@ -148,6 +166,7 @@ impl SqliteLedger {
         Ok(SqliteLedger {
             path,
             conn: Mutex::new(conn),
+            owner: ProcessOwner::current(),
         })
     }
 
@@ -221,6 +240,82 @@ impl SqliteLedger {
             spent: Usd::from_micros(spent),
             reserved: Usd::from_micros(reserved),
             runs: u32::try_from(runs).unwrap_or(u32::MAX),
+        })
+    }
+
+    /// Charge a reserved entry its full amount, as the ledger's rules say for a run that never
+    /// settled.
+    fn charge_in_full(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        entry: LedgerEntry,
+        now: Timestamp,
+    ) -> Result<Expired, TxError> {
+        tx.execute(
+            "UPDATE ledger_entries
+             SET state = 'expired', cost_micros = reserved_micros, closed_at_ms = ?2
+             WHERE run_id = ?1",
+            params![entry.run_id.as_str(), now.as_millisecond()],
+        )?;
+        tracing::debug!(
+            run = %entry.run_id,
+            amount = %entry.reserved,
+            day = %entry.day,
+            "reservation charged at its full amount"
+        );
+        Ok(Expired {
+            run_id: entry.run_id,
+            repo: entry.repo,
+            issue: entry.issue,
+            day: entry.day,
+            amount: entry.reserved,
+            reserved_at: entry.reserved_at,
+            expires_at: entry.expires_at,
+        })
+    }
+
+    /// Charge in full, now rather than at their expiry, the open reservations made on this host
+    /// by a process that is gone (its pid is dead, or reused by a later process): their run
+    /// cannot settle any more. Reservations of other hosts, of live processes, and those made
+    /// without an owner keep the time-based rule of [`Ledger::expire`].
+    pub fn expire_dead(&self, now: Timestamp) -> Result<Vec<Expired>, LedgerError> {
+        let Some(me) = self.owner.clone() else {
+            return Ok(Vec::new());
+        };
+        self.write("expire dead runs", |tx| {
+            let owned = {
+                let mut stmt = tx.prepare(&format!(
+                    "SELECT {ENTRY_COLUMNS}, owner_pid, owner_start FROM ledger_entries
+                     WHERE state = 'reserved' AND owner_host = ?1 AND owner_pid IS NOT NULL
+                     ORDER BY reserved_at_ms, run_id"
+                ))?;
+                stmt.query_map([me.host.as_str()], |r| {
+                    Ok((
+                        RawEntry::from_row(r)?,
+                        r.get::<_, i64>(11)?,
+                        r.get::<_, Option<String>>(12)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?
+            };
+            let mut charged = Vec::new();
+            for (raw, pid, start) in owned {
+                let Ok(pid) = u32::try_from(pid) else {
+                    continue;
+                };
+                let owner = ProcessOwner {
+                    host: me.host.clone(),
+                    pid,
+                    start: start.unwrap_or_default(),
+                };
+                if pid == me.pid || !owner_is_gone(&owner, &me.host, process_start(pid).as_deref())
+                {
+                    continue;
+                }
+                let entry = raw.into_entry(self)?;
+                charged.push(self.charge_in_full(tx, entry, now)?);
+            }
+            Ok(charged)
         })
     }
 
@@ -344,10 +439,12 @@ impl Ledger for SqliteLedger {
                     usage,
                 });
             }
+            let owner = self.owner.as_ref();
             tx.execute(
                 "INSERT INTO ledger_entries
-                    (run_id, repo, issue, day, state, reserved_micros, reserved_at_ms, expires_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, 'reserved', ?5, ?6, ?7)",
+                    (run_id, repo, issue, day, state, reserved_micros, reserved_at_ms, expires_at_ms,
+                     owner_host, owner_pid, owner_start)
+                 VALUES (?1, ?2, ?3, ?4, 'reserved', ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     req.run_id.as_str(),
                     req.repo,
@@ -356,6 +453,9 @@ impl Ledger for SqliteLedger {
                     req.amount.micros(),
                     now.as_millisecond(),
                     expires_at.as_millisecond(),
+                    owner.map(|o| o.host.as_str()),
+                    owner.map(|o| i64::from(o.pid)),
+                    owner.map(|o| o.start.as_str()),
                 ],
             )?;
             Ok(ReserveOutcome::Reserved(Reservation {
@@ -470,27 +570,7 @@ impl Ledger for SqliteLedger {
             let mut expired = Vec::with_capacity(raws.len());
             for raw in raws {
                 let entry = raw.into_entry(self)?;
-                tx.execute(
-                    "UPDATE ledger_entries
-                     SET state = 'expired', cost_micros = reserved_micros, closed_at_ms = ?2
-                     WHERE run_id = ?1",
-                    params![entry.run_id.as_str(), now.as_millisecond()],
-                )?;
-                tracing::warn!(
-                    run = %entry.run_id,
-                    amount = %entry.reserved,
-                    day = %entry.day,
-                    "reservation expired unsettled; charged at its full amount"
-                );
-                expired.push(Expired {
-                    run_id: entry.run_id,
-                    repo: entry.repo,
-                    issue: entry.issue,
-                    day: entry.day,
-                    amount: entry.reserved,
-                    reserved_at: entry.reserved_at,
-                    expires_at: entry.expires_at,
-                });
+                expired.push(self.charge_in_full(tx, entry, now)?);
             }
             Ok(expired)
         })
@@ -546,7 +626,11 @@ impl SqliteLedger {
 
 impl Journal for SqliteLedger {
     fn append(&self, run_id: &RunId, at: Timestamp, event: &Event) -> Result<u64, LedgerError> {
-        let payload = event.payload().to_string();
+        // The journal outlives the run and is printed by `runs show`: every string in it (a
+        // harness message, gate output, an error) passes the redaction rule first.
+        let mut payload = event.payload();
+        redact_json(&mut payload);
+        let payload = payload.to_string();
         self.with_conn("append to the journal", |conn| {
             conn.execute(
                 "INSERT INTO journal_events (run_id, at_ms, type, payload) VALUES (?1, ?2, ?3, ?4)",

@@ -602,3 +602,127 @@ fn named_values_survive_reopening() {
         Some("{\"a\":2}")
     );
 }
+
+/// A pid that belonged to a process which has exited.
+fn dead_pid() -> i64 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    i64::from(pid)
+}
+
+#[test]
+fn a_reservation_of_a_dead_process_on_this_host_is_charged_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state/ledger.sqlite");
+    let ledger = SqliteLedger::open(&path).unwrap();
+    if issueloop_ledger::ProcessOwner::current().is_none() {
+        return; // no `/proc`: only the clock applies
+    }
+    let now = "2025-06-01T10:00:00Z";
+    reserved(ledger.reserve(&request("r-live", 1.0, now)).unwrap());
+    reserved(ledger.reserve(&request("r-dead", 2.0, now)).unwrap());
+    reserved(ledger.reserve(&request("r-elsewhere", 3.0, now)).unwrap());
+    reserved(ledger.reserve(&request("r-reused", 1.5, now)).unwrap());
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    // Another live process (this test's parent) owns `r-live`: it stays. `r-dead`'s process is gone,
+    // `r-reused`'s pid now belongs to a process started at another time, `r-elsewhere` was made
+    // on another host (the clock decides there).
+    let set = |run: &str, host: Option<&str>, pid: i64, start: &str| {
+        let n = raw
+            .execute(
+                "UPDATE ledger_entries SET owner_host = COALESCE(?2, owner_host), owner_pid = ?3, \
+                 owner_start = ?4 WHERE run_id = ?1",
+                rusqlite::params![run, host, pid, start],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    };
+    let parent = i64::from(std::os::unix::process::parent_id());
+    let parent_start =
+        issueloop_ledger::process_start(std::os::unix::process::parent_id()).unwrap();
+    set("r-live", None, parent, &parent_start);
+    set("r-dead", None, dead_pid(), "12345");
+    set("r-elsewhere", Some("another-host"), dead_pid(), "12345");
+    set("r-reused", None, parent, &format!("{parent_start}0"));
+
+    let later = ts("2025-06-01T10:05:00Z");
+    let charged = ledger.expire_dead(later).unwrap();
+    let mut runs: Vec<String> = charged.iter().map(|e| e.run_id.to_string()).collect();
+    runs.sort();
+    assert_eq!(runs, ["r-dead", "r-reused"]);
+    let usage = ledger.day_usage(date(2025, 6, 1)).unwrap();
+    assert_eq!(usage.spent, usd(3.5), "charged in full");
+    assert_eq!(usage.reserved, usd(4.0), "the others still reserved");
+    assert!(ledger.expire_dead(later).unwrap().is_empty(), "once");
+}
+
+#[test]
+fn a_file_of_schema_version_2_is_migrated_and_its_reservations_keep_the_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite");
+    {
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.pragma_update(None, "application_id", issueloop_ledger::APPLICATION_ID)
+            .unwrap();
+        raw.execute_batch(
+            "CREATE TABLE ledger_entries (
+                run_id TEXT PRIMARY KEY NOT NULL, repo TEXT NOT NULL, issue INTEGER NOT NULL,
+                day TEXT NOT NULL, state TEXT NOT NULL
+                    CHECK (state IN ('reserved', 'settled', 'released', 'expired')),
+                reserved_micros INTEGER NOT NULL CHECK (reserved_micros > 0),
+                cost_micros INTEGER CHECK (cost_micros >= 0),
+                overspent INTEGER NOT NULL DEFAULT 0, reserved_at_ms INTEGER NOT NULL,
+                expires_at_ms INTEGER NOT NULL, closed_at_ms INTEGER) STRICT;
+             CREATE TABLE journal_events (seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                run_id TEXT NOT NULL, at_ms INTEGER NOT NULL, type TEXT NOT NULL,
+                payload TEXT NOT NULL) STRICT;
+             CREATE TABLE kv (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) STRICT;
+             INSERT INTO ledger_entries (run_id, repo, issue, day, state, reserved_micros,
+                reserved_at_ms, expires_at_ms)
+             VALUES ('r-old', 'acme/api', 42, '2025-06-01', 'reserved', 1000000,
+                1748772000000, 1748775600000);",
+        )
+        .unwrap();
+        raw.pragma_update(None, "user_version", 2).unwrap();
+    }
+    let ledger = SqliteLedger::open(&path).unwrap();
+    let entry = ledger.entry(&id("r-old")).unwrap().unwrap();
+    assert_eq!(entry.state, EntryState::Reserved);
+    assert!(
+        ledger
+            .expire_dead(ts("2025-06-01T10:05:00Z"))
+            .unwrap()
+            .is_empty(),
+        "no owner recorded: not judged by process"
+    );
+    let expired = ledger.expire(ts("2025-06-01T11:00:00Z")).unwrap();
+    assert_eq!(expired.len(), 1, "the clock still expires it");
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = raw
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+}
+
+#[test]
+fn the_journal_never_stores_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let run = id("r-secret");
+    ledger
+        .append(
+            &run,
+            ts("2025-06-01T10:00:00Z"),
+            &Event::Note {
+                message: "agent said ghp_AbCdEfGhIjKlMnOpQrSt0123456789 and \
+                          sk-ant-api03-AbCdEfGhIjKlMnOpQrSt0123"
+                    .into(),
+            },
+        )
+        .unwrap();
+    let events = ledger.events(&run).unwrap();
+    let text = serde_json::to_string(&events[0].payload).unwrap();
+    assert!(!text.contains("KlMnOpQrSt"), "{text}");
+    assert!(text.contains("ghp_[REDACTED]"), "{text}");
+}

@@ -54,6 +54,34 @@ pub struct Issue {
     pub updated_at: Timestamp,
 }
 
+impl Issue {
+    /// The issue with its text made safe to carry anywhere (a terminal, a log line, a commit
+    /// message, a PR title, the forge's API): the title on one line without control or bidi
+    /// characters (a `\r` becomes a space, so nothing before it is lost), the body without NUL,
+    /// escape sequences or bidi controls (newlines and tabs kept). Pure; applied at selection,
+    /// before any money is spent.
+    pub fn normalized(&self) -> Issue {
+        Issue {
+            title: issueloop_config::clean_line(&self.title),
+            body: issueloop_config::clean_multiline(&self.body),
+            author: issueloop_config::clean_line(&self.author),
+            ..self.clone()
+        }
+    }
+
+    /// Why the issue's text cannot be worked on even after [`Issue::normalized`], if it cannot:
+    /// a title with nothing printable left names nothing for a branch, a commit or a PR.
+    pub fn unusable_text(&self) -> Option<String> {
+        if issueloop_config::clean_line(&self.title).is_empty() {
+            return Some(
+                "the title has no printable text once control characters are removed; give the issue a title"
+                    .to_owned(),
+            );
+        }
+        None
+    }
+}
+
 /// One `labeled` (`added`) or `unlabeled` event from the issue's timeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LabelEvent {
@@ -105,6 +133,14 @@ pub struct CandidateFacts {
     pub claim: Option<ClaimFacts>,
 }
 
+impl CandidateFacts {
+    /// The facts with the issue's text normalized (see [`Issue::normalized`]).
+    pub fn normalized(mut self) -> CandidateFacts {
+        self.issue = self.issue.normalized();
+        self
+    }
+}
+
 /// `RepoName` as its `owner/name` text (the config crate gives it `Serialize` only).
 mod repo_name_text {
     use issueloop_config::RepoName;
@@ -144,6 +180,53 @@ mod tests {
         let err =
             serde_json::from_value::<Issue>(bad).expect_err("an invalid repository is refused");
         assert!(err.to_string().contains("not a repo"), "{err}");
+    }
+
+    #[test]
+    fn issue_text_is_normalized_or_refused() {
+        let base = crate::testkit::issue("octo/hello-world", 7, "2025-01-01T00:00:00Z")
+            .build()
+            .issue;
+        // (title, body) → (normalized title, normalized body, refused)
+        let cases: [(&str, &str, &str, &str, bool); 7] = [
+            ("Plain", "body\n- item", "Plain", "body\n- item", false),
+            ("Nul\u{0} in title", "a\u{0}b", "Nul in title", "ab", false),
+            (
+                "\u{1b}[31mRed\u{1b}[0m title",
+                "\u{1b}]0;set title\u{7}text",
+                "Red title",
+                "text",
+                false,
+            ),
+            (
+                "keep\rall",
+                "line\r\nnext\rthird",
+                "keep all",
+                "line\nnext\nthird",
+                false,
+            ),
+            (
+                "rtl \u{202E}gpj.exe",
+                "x\u{2066}y",
+                "rtl gpj.exe",
+                "xy",
+                false,
+            ),
+            ("\u{0}\u{1b}[2J\u{7}", "body", "", "body", true),
+            ("  ", "", "", "", true),
+        ];
+        for (title, body, want_title, want_body, refused) in cases {
+            let issue = Issue {
+                title: title.into(),
+                body: body.into(),
+                ..base.clone()
+            };
+            let n = issue.normalized();
+            assert_eq!(n.title, want_title, "{title:?}");
+            assert_eq!(n.body, want_body, "{body:?}");
+            assert_eq!(issue.unusable_text().is_some(), refused, "{title:?}");
+            assert_eq!(n.normalized(), n, "normalizing twice changes nothing");
+        }
     }
 
     #[test]

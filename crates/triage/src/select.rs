@@ -75,6 +75,9 @@ pub enum SkipReason {
     BodyEditedAfterLabel,
     /// Eligible, but all slots are taken by issues ahead of it.
     NoFreeSlot,
+    /// The issue's text has nothing workable once control characters are removed (an empty
+    /// title): refused before any budget is reserved.
+    UnusableText,
 }
 
 impl SkipReason {
@@ -90,6 +93,7 @@ impl SkipReason {
             SkipReason::UntrustedLabel => "untrusted_label",
             SkipReason::BodyEditedAfterLabel => "body_edited_after_label",
             SkipReason::NoFreeSlot => "no_free_slot",
+            SkipReason::UnusableText => "unusable_text",
         }
     }
 }
@@ -263,6 +267,9 @@ fn eligibility(
     if has(&labels.blocked) {
         return refuse(SkipReason::Blocked, format!("carries `{}`", labels.blocked));
     }
+    if let Some(why) = facts.issue.unusable_text() {
+        return refuse(SkipReason::UnusableText, why);
+    }
     if has(&labels.failed) {
         return refuse(
             SkipReason::AlreadyFailed,
@@ -409,7 +416,18 @@ mod tests {
             Vec<u64>,
             Vec<(u64, &'static str)>,
         );
+        let mut no_title = approved(3, 1).build();
+        no_title.issue.title = "\u{0}\u{1b}[2J\u{7}".into();
+        let mut nul_title = approved(4, 2).build();
+        nul_title.issue.title = "Fix\u{0} it".into();
         let cases: Vec<Case> = vec![
+            (
+                "a title with nothing printable is refused before any budget; a NUL is not",
+                vec![no_title, nul_title],
+                5,
+                vec![4],
+                vec![(3, "unusable_text")],
+            ),
             (
                 "oldest first",
                 vec![
@@ -753,6 +771,7 @@ mod tests {
             SkipReason::UntrustedLabel,
             SkipReason::BodyEditedAfterLabel,
             SkipReason::NoFreeSlot,
+            SkipReason::UnusableText,
         ] {
             let json = serde_json::to_string(&reason).expect("a unit enum serializes");
             assert_eq!(json, format!("\"{}\"", reason.id()));

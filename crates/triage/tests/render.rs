@@ -336,6 +336,21 @@ fn trust_comments() {
         ..distrust(DistrustReason::ApplierCannotWrite)
     };
     insta::assert_snapshot!("untrusted_label", trust_comment(42, &untrusted));
+    // GitHub's REST API names no editor: said in words, never a broken `@(unknown)` mention.
+    let unknown_editor = Distrust {
+        edited_by: Some("(unknown)".into()),
+        ..distrust(DistrustReason::BodyEditedAfterLabel)
+    };
+    let text = trust_comment(42, &unknown_editor);
+    assert!(!text.contains("@(unknown)"), "{text}");
+    assert!(
+        text.contains("edited by an account GitHub does not name"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cannot confirm that the editor has write permission"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -543,6 +558,19 @@ fn titles() {
     let long = pr_title(5, &"ü".repeat(1000), true);
     assert_eq!(long.chars().count(), 256);
     assert!(long.ends_with("… (#5)"));
+    // A carriage return drops nothing; escapes, NUL and bidi controls never reach the title.
+    assert_eq!(
+        pr_title(7, "keep this\rand this", false),
+        "keep this and this (#7)"
+    );
+    assert_eq!(
+        pr_title(
+            7,
+            "\u{1b}[31mred\u{1b}[0m \u{1b}]0;t\u{7}nul\u{0} \u{202E}rtl",
+            false
+        ),
+        "red nul rtl (#7)"
+    );
 }
 
 #[test]

@@ -255,12 +255,19 @@ impl Workspace {
         s.checkpoint("worktree_added");
         guard.mark_ready()?;
         s.checkpoint("ready");
+        // The claim creates the remote branch at the default branch's head, so "the branch
+        // existed" alone does not mean earlier work is continued: say so only when it holds more.
+        let at_default_head = default_branch
+            .as_deref()
+            .and_then(|d| repo_git.find_reference(&format!("{REMOTE_REFS}{d}")).ok())
+            .and_then(|r| r.peel_to_commit().ok())
+            .is_some_and(|c| c.id() == start);
         tracing::info!(
             repo = %repo,
             branch,
             worktree = %guard.record.worktree.display(),
             start = %start,
-            continued,
+            continued = continued && !at_default_head,
             "worktree ready"
         );
         Ok(Worktree::new(

@@ -56,6 +56,16 @@ impl Worktree {
         &self.repo
     }
 
+    /// The worktree's own git directory in the mirror (`<mirror>/worktrees/<name>`: its index,
+    /// `HEAD`, logs), from what issueloop recorded when it created the worktree — never from the
+    /// checkout's `.git` file, which the agent can rewrite. The rest of the mirror (config,
+    /// hooks, refs, objects) is not in here.
+    pub fn private_gitdir(&self) -> PathBuf {
+        self.mirror()
+            .join("worktrees")
+            .join(&self.guard.record.worktree_name)
+    }
+
     /// The run's branch (`loop/<issue>-<slug>`).
     pub fn branch(&self) -> &str {
         &self.branch

@@ -57,6 +57,13 @@ fn explained_until(timeline: &[wire::TimelineItem], created_at: Timestamp) -> Ti
 
 /// Body edits known for `issue`: those remembered from earlier polls, one when the body differs
 /// from the last poll's, one when `updated_at` is unexplained by the timeline.
+/// Whether two bodies read the same on GitHub: line endings and trailing whitespace aside
+/// (GitHub may store `\r\n`). An update whose text is the same is not sent.
+pub fn same_text(stored: &str, new: &str) -> bool {
+    let norm = |s: &str| s.replace("\r\n", "\n").trim_end().to_owned();
+    norm(stored) == norm(new)
+}
+
 pub fn body_edits(
     issue: &wire::Issue,
     timeline: &[wire::TimelineItem],
@@ -273,6 +280,20 @@ mod tests {
             created_at: t("2025-01-01T00:00:00Z"),
             updated_at: t(updated),
             pull_request: None,
+        }
+    }
+
+    #[test]
+    fn same_text_table() {
+        for (stored, new, same) in [
+            ("a\nb", "a\nb", true),
+            ("a\r\nb\r\n", "a\nb\n", true),
+            ("a\nb\n\n", "a\nb", true),
+            ("a\nb", "a\nc", false),
+            ("  a", "a", false),
+            ("", "x", false),
+        ] {
+            assert_eq!(same_text(stored, new), same, "{stored:?} vs {new:?}");
         }
     }
 

@@ -832,6 +832,7 @@ impl GithubForge {
             &req.branch,
             existing.as_deref(),
             &req.base_sha,
+            req.dead_holder.as_deref(),
         );
         let reason = match decision {
             Contested::Busy(reason) => {
@@ -1011,6 +1012,10 @@ impl GithubForge {
     ) -> Result<PrRef, ForgeError> {
         let path = format!("{}/pulls/{}", Self::base(repo), pull.number);
         let body = replace_bot_section(pull.body.as_deref().unwrap_or(""), section);
+        if facts::same_text(pull.body.as_deref().unwrap_or(""), &body) {
+            tracing::debug!(repo = %repo, pr = pull.number, "PR body unchanged; not rewritten");
+            return Ok(facts::pr_ref(pull));
+        }
         let answer = self
             .send(
                 Method::Patch,
@@ -1178,6 +1183,15 @@ impl GithubForge {
         let mut last = None;
         for _ in 0..attempts {
             if let Some(existing) = self.find_comment(repo, issue, marker).await? {
+                if facts::same_text(existing.body.as_deref().unwrap_or(""), &body) {
+                    // Identical: a write would only bump the issue's `updated_at`.
+                    tracing::debug!(repo = %repo, issue, "comment unchanged; not rewritten");
+                    return Ok(CommentRef {
+                        id: existing.id,
+                        url: existing.html_url,
+                        created: false,
+                    });
+                }
                 let path = format!("{}/issues/comments/{}", Self::base(repo), existing.id);
                 let answer = self
                     .send(

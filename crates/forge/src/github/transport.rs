@@ -8,6 +8,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use issueloop_config::human_duration;
+
 use http::{HeaderMap, HeaderValue, header};
 use jiff::Timestamp;
 use octocrab::Octocrab;
@@ -196,7 +198,7 @@ impl Transport {
         let mut secondary_hits: u32 = 0;
         let mut primary_waits: u32 = 0;
         loop {
-            self.wait_for_primary_window(m, path).await?;
+            self.wait_for_primary_window(m, path, attempt > 0).await?;
             if method.is_write() {
                 self.wait_for_write_slot().await;
             }
@@ -321,10 +323,8 @@ impl Transport {
                                         .saturating_mul(1 << (secondary_hits - 1).min(16)),
                                 };
                                 tracing::warn!(
-                                    method = m,
-                                    path,
-                                    wait_secs = wait.as_secs(),
-                                    "secondary rate limit: waiting"
+                                    "`{m} {path}`: secondary rate limit (attempt {attempt}); retrying in {}",
+                                    human_duration(wait)
                                 );
                                 self.wait(wait).await;
                                 lock(&self.stats).retries += 1;
@@ -353,7 +353,12 @@ impl Transport {
                     .server_backoff
                     .saturating_mul(1 << server_failures.min(16));
                 server_failures += 1;
-                tracing::warn!(method = m, path, failure = %failure.describe(), retry_in_ms = backoff.as_millis() as u64, "retrying");
+                // Not an error yet: only the final failure is, and the caller reports it.
+                tracing::warn!(
+                    "`{m} {path}` {} (attempt {attempt}); retrying in {}",
+                    failure.describe(),
+                    human_duration(backoff)
+                );
                 self.wait(backoff).await;
                 lock(&self.stats).retries += 1;
                 continue;
@@ -482,7 +487,12 @@ impl Transport {
 
     /// Before any request: when the last answer said the primary limit is used up, wait for its
     /// reset (or fail when that is too far).
-    async fn wait_for_primary_window(&self, method: &str, path: &str) -> Result<(), ForgeError> {
+    async fn wait_for_primary_window(
+        &self,
+        method: &str,
+        path: &str,
+        sent: bool,
+    ) -> Result<(), ForgeError> {
         let window = *lock(&self.window);
         let Some((0, reset)) = window else {
             return Ok(());
@@ -500,13 +510,12 @@ impl Transport {
                     reset: reset_at,
                     wait,
                     max_wait: self.politeness.max_rate_wait,
+                    sent,
                 });
             }
             tracing::warn!(
-                method,
-                path,
-                wait_secs = wait.as_secs(),
-                "primary rate limit used up: waiting for its reset"
+                "primary rate limit used up: waiting {} for its reset before `{method} {path}`",
+                human_duration(wait)
             );
             self.wait(wait).await;
         }
@@ -567,9 +576,9 @@ enum Failure {
 impl Failure {
     fn describe(&self) -> String {
         match self {
-            Failure::Timeout => "timeout".into(),
-            Failure::Transport(m) => m.clone(),
-            Failure::Server(s, m) => format!("{s} {m}"),
+            Failure::Timeout => "got no answer in time".into(),
+            Failure::Transport(m) => format!("could not be sent: {m}"),
+            Failure::Server(s, m) => format!("answered {s} {m}"),
         }
     }
 }

@@ -118,6 +118,11 @@ impl LocalForge {
             .env_remove("GIT_WORK_TREE")
             .env_remove("GIT_INDEX_FILE")
             .kill_on_drop(true);
+        // A child's environment is readable in `/proc/<pid>/environ` by processes of the same
+        // user (agents included, sandboxed or not): no credential goes to git.
+        for var in issueloop_config::CREDENTIAL_VARS {
+            cmd.env_remove(var);
+        }
         let argv = format!("git {}", args.join(" "));
         let out = tokio::time::timeout(self.timeout, cmd.output())
             .await
@@ -504,6 +509,7 @@ impl LocalForge {
                         &req.branch,
                         existing_branch.as_deref(),
                         &req.base_sha,
+                        req.dead_holder.as_deref(),
                     ) {
                         Contested::Busy(reason) => return Ok(ClaimOutcome::Busy(reason)),
                         Contested::TakeOver(reason) => Some(reason),

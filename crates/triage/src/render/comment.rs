@@ -139,11 +139,16 @@ fn failed(out: &mut String, failure: &Failure) {
 /// starting with [`trust_comment_marker`]. Logins are shown as code so nobody is pinged.
 pub fn trust_comment(issue_number: u64, distrust: &Distrust) -> String {
     let label = sections::code(&distrust.label);
+    // A login GitHub did not name (the forge records `(unknown)`) is said in words, never
+    // rendered as a mention of a user that does not exist.
+    let known = |login: &Option<String>| {
+        login
+            .as_deref()
+            .filter(|l| is_login(l))
+            .map(|l| sections::code(&format!("@{l}")))
+    };
     let who = |login: &Option<String>| {
-        login.as_deref().map_or_else(
-            || "an unknown account".to_owned(),
-            |l| sections::code(&format!("@{l}")),
-        )
+        known(login).unwrap_or_else(|| "an account GitHub does not name".to_owned())
     };
     let when = |at: &Option<Timestamp>| at.as_ref().map(|t| format!(" at {}", human_time(*t)));
     let mut out = format!("{}\n", trust_comment_marker(issue_number));
@@ -152,11 +157,16 @@ pub fn trust_comment(issue_number: u64, distrust: &Distrust) -> String {
             let _ = writeln!(
                 out,
                 "issueloop is not picking this issue up: its description was edited by {}{} after {label} \
-                 was applied{}, and that account does not have write permission on the repository.\n\n\
+                 was applied{}, and {}.\n\n\
                  A maintainer can review the description and apply {label} again to retry.",
                 who(&distrust.edited_by),
                 when(&distrust.edited_at).unwrap_or_default(),
                 when(&distrust.applied_at).unwrap_or_default(),
+                if known(&distrust.edited_by).is_some() {
+                    "that account does not have write permission on the repository"
+                } else {
+                    "issueloop cannot confirm that the editor has write permission on the repository"
+                },
             );
         }
         DistrustReason::ApplierCannotWrite
@@ -180,6 +190,12 @@ pub fn trust_comment(issue_number: u64, distrust: &Distrust) -> String {
         }
     }
     fit(&out, GITHUB_TEXT_LIMIT)
+}
+
+/// A GitHub login (letters, digits, `-`, and a `[bot]` suffix), not a placeholder.
+fn is_login(login: &str) -> bool {
+    let name = login.strip_suffix("[bot]").unwrap_or(login);
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 /// What the stale-claim comment reports.

@@ -54,7 +54,7 @@ pub fn ellipsize(s: &str, max: usize) -> String {
 }
 
 /// Newlines normalized, terminal control sequences removed, carriage-return overwrites resolved
-/// the way a terminal shows them, other control characters dropped (tabs kept).
+/// the way a terminal shows them, other control and bidi characters dropped (tabs kept).
 pub fn clean_text(s: &str) -> String {
     let without_escapes = strip_ansi(&s.replace("\r\n", "\n"));
     let mut out = String::with_capacity(without_escapes.len());
@@ -67,7 +67,9 @@ pub fn clean_text(s: &str) -> String {
             .rsplit('\r')
             .find(|part| !part.is_empty())
             .unwrap_or("");
-        out.extend(shown.chars().filter(|c| *c == '\t' || !c.is_control()));
+        out.extend(shown.chars().filter(|c| {
+            *c == '\t' || !(c.is_control() || issueloop_config::redact::is_bidi_control(*c))
+        }));
     }
     out
 }

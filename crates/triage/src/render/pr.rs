@@ -4,9 +4,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use super::markdown::{
-    GITHUB_TEXT_LIMIT, clean_text, ellipsize, fit_with, inline, prose, text_len,
-};
+use super::markdown::{GITHUB_TEXT_LIMIT, ellipsize, fit_with, inline, prose, text_len};
 use super::sections;
 use super::{
     BOT_SECTION_BEGIN, BOT_SECTION_END, BudgetSummary, DiffStat, GateRow, PolicyVerdict, StageRow,
@@ -41,10 +39,9 @@ pub fn pr_title(issue_number: u64, issue_title: &str, draft_fallback: bool) -> S
     let prefix = if draft_fallback { "[draft] " } else { "" };
     let suffix = format!(" (#{issue_number})");
     let room = MAX_TITLE_CHARS - prefix.len() - suffix.len();
-    let one_line = clean_text(issue_title)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    // One line: a `\r` or a newline becomes a space (never an overwrite that hides text), and
+    // no control or bidi character reaches the git object or the forge.
+    let one_line = crate::redact(&issueloop_config::clean_line(issue_title));
     let title = if one_line.is_empty() {
         format!("Issue {issue_number}")
     } else {
