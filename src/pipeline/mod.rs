@@ -132,7 +132,7 @@ impl Pipeline {
         // Outside text is data: titles and bodies lose control and bidi characters here, before
         // selection, so nothing downstream (logs, commits, the PR, the agent) sees them, and an
         // issue left with no usable title is refused before any money is reserved.
-        let mut candidates: Vec<CandidateFacts> = self
+        let candidates: Vec<CandidateFacts> = self
             .candidates(&mut poll, opts, &mut report)
             .await
             .into_iter()
@@ -140,7 +140,8 @@ impl Pipeline {
             .collect();
         // A lease held by a run known dead on this host holds nothing: selection judges that
         // claim by the (zero) age rule below, and the claim by `dead_holder`.
-        for facts in &mut candidates {
+        let mut selection_view = candidates.clone();
+        for facts in &mut selection_view {
             let dead = dead_runs.get(&(facts.issue.repo.full(), facts.issue.number));
             if let Some(claim) = &mut facts.claim
                 && claim
@@ -156,7 +157,7 @@ impl Pipeline {
         }
 
         let selection = issueloop_triage::select(
-            &candidates,
+            &selection_view,
             &self.config.labels,
             started_at,
             |f| {
@@ -175,7 +176,10 @@ impl Pipeline {
             "selection made"
         );
         for skipped in &selection.skipped {
-            self.report_triage_skip(skipped, &candidates, opts, &mut report)
+            let dead_holder = dead_runs
+                .get(&(skipped.repo.full(), skipped.number))
+                .map(String::as_str);
+            self.report_triage_skip(skipped, &candidates, dead_holder, opts, &mut report)
                 .await;
         }
 
@@ -375,6 +379,7 @@ impl Pipeline {
         &self,
         skipped: &issueloop_triage::Skipped,
         candidates: &[CandidateFacts],
+        dead_holder: Option<&str>,
         opts: &TickOptions,
         report: &mut TickReport,
     ) {
@@ -428,7 +433,7 @@ impl Pipeline {
                 }
             }
         }
-        self.release_leftover_claim(skipped, facts, opts, report)
+        self.release_leftover_claim(skipped, facts, dead_holder, opts, report)
             .await;
         report
             .runs
@@ -442,13 +447,19 @@ impl Pipeline {
         &self,
         skipped: &issueloop_triage::Skipped,
         facts: &CandidateFacts,
+        dead_holder: Option<&str>,
         opts: &TickOptions,
         report: &mut TickReport,
     ) {
         let stale_after =
             issueloop_triage::claim_stale_after(&self.config.budget, &self.config.labels, facts);
-        let Some(release) = leftover_claim(skipped.reason, facts, stale_after, Timestamp::now())
-        else {
+        let Some(release) = leftover_claim(
+            skipped.reason,
+            facts,
+            stale_after,
+            Timestamp::now(),
+            dead_holder,
+        ) else {
             return;
         };
         let (repo, number) = (&facts.issue.repo, facts.issue.number);
@@ -708,11 +719,18 @@ fn leftover_claim(
     facts: &CandidateFacts,
     stale_after: std::time::Duration,
     now: Timestamp,
+    dead_holder: Option<&str>,
 ) -> Option<issueloop_forge::Release> {
     use issueloop_forge::Release;
     use issueloop_triage::SkipReason;
     let claim = facts.claim.as_ref()?;
-    if issueloop_triage::claim_state(claim.at, claim.lease.as_ref(), now, stale_after).is_live() {
+    let holder_dead = claim
+        .lease
+        .as_ref()
+        .is_some_and(|l| Some(l.holder.as_str()) == dead_holder);
+    if !holder_dead
+        && issueloop_triage::claim_state(claim.at, claim.lease.as_ref(), now, stale_after).is_live()
+    {
         return None;
     }
     match reason {
@@ -803,7 +821,7 @@ mod tests {
         ];
         for (reason, claimed_at, expected) in table {
             assert_eq!(
-                leftover_claim(reason, &facts(claimed_at), hour, now),
+                leftover_claim(reason, &facts(claimed_at), hour, now, None),
                 expected,
                 "{reason:?} claimed at {claimed_at:?}"
             );
@@ -818,8 +836,13 @@ mod tests {
             });
         }
         assert_eq!(
-            leftover_claim(SkipReason::HasOpenPr, &renewed, hour, now),
+            leftover_claim(SkipReason::HasOpenPr, &renewed, hour, now, None),
             None
+        );
+        // Unless its run is known dead on this host.
+        assert_eq!(
+            leftover_claim(SkipReason::HasOpenPr, &renewed, hour, now, Some("live-run")),
+            Some(Release::KeepBranch)
         );
         // Its lease expired: released.
         if let Some(claim) = &mut renewed.claim
@@ -828,7 +851,7 @@ mod tests {
             lease.expires = "2025-01-01T11:00:00Z".parse().expect("timestamp");
         }
         assert_eq!(
-            leftover_claim(SkipReason::HasOpenPr, &renewed, hour, now),
+            leftover_claim(SkipReason::HasOpenPr, &renewed, hour, now, None),
             Some(Release::KeepBranch)
         );
     }
