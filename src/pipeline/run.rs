@@ -941,7 +941,9 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 
 /// The commit where the worktree's start left `base` (the default branch's head).
 fn fork_point(worktree: &Worktree, base: &str) -> Result<String, git2::Error> {
-    let repo = git2::Repository::open(worktree.path())?;
+    let repo = worktree
+        .repository()
+        .map_err(|e| git2::Error::from_str(&e.to_string()))?;
     let start = git2::Oid::from_str(&worktree.start_commit())?;
     let base = git2::Oid::from_str(base)?;
     Ok(repo.merge_base(start, base)?.to_string())
@@ -962,7 +964,9 @@ fn forge_failure(e: issueloop_forge::ForgeError) -> RunFailure {
 /// Files, insertions and deletions of the branch's change: from where its tip left `base` (the
 /// default branch's head) to its tip, as `git diff --stat` counts them.
 fn committed_diff_stat(worktree: &Worktree, base: &str) -> Result<DiffStat, git2::Error> {
-    let repo = git2::Repository::open(worktree.path())?;
+    let repo = worktree
+        .repository()
+        .map_err(|e| git2::Error::from_str(&e.to_string()))?;
     let tip = repo.find_commit(git2::Oid::from_str(&worktree.tip_commit())?)?;
     let fork = repo.merge_base(tip.id(), git2::Oid::from_str(base)?)?;
     let diff = repo.diff_tree_to_tree(

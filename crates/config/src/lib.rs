@@ -6,6 +6,7 @@
 
 mod env;
 mod error;
+mod gate_options;
 mod human;
 mod load;
 mod model;
@@ -20,6 +21,7 @@ mod validate;
 
 pub use env::{CREDENTIAL_VARS, Env, Secret};
 pub use error::{ConfigError, ConfigWarning, LoadError};
+pub use gate_options::{GUARDED_GATE_OPTIONS, GuardedOption, guarded_option};
 pub use human::human_duration;
 pub use load::{load_file, load_str};
 pub use model::*;

@@ -198,6 +198,7 @@ pub(crate) struct RawPolicyGates {
 pub(crate) struct RawAllowRule {
     pub program: String,
     pub subcommands: Option<Vec<String>>,
+    pub options: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1013,6 +1013,18 @@ fn policy(
         );
         policy.repos.insert(repo, rp);
     }
+    // Gate options that name a program or a package source, allowed by a policy file.
+    for rule in &policy.allowlist {
+        for option in &rule.options {
+            loosenings.push(Loosening {
+                key: format!("gates.allow[program = \"{}\"].options", rule.program),
+                description: format!(
+                    "gates may use `{} {option}` (policy file `{}`)",
+                    rule.program, rule.source
+                ),
+            });
+        }
+    }
     policy.loosenings = loosenings;
     policy
 }

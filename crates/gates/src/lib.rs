@@ -16,6 +16,7 @@ mod builtin;
 mod env;
 mod error;
 mod facts;
+mod guarded;
 mod leftovers;
 mod plan;
 mod prepare;

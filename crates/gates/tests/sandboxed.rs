@@ -34,6 +34,7 @@ async fn a_sandboxed_gate_writes_only_its_worktree() {
     rules.push(AllowRule {
         program: "sh".into(),
         subcommands: None,
+        options: Vec::new(),
         source: "tests".into(),
     });
     let planned = plan(
