@@ -20,6 +20,10 @@ pub struct RunFailure {
 pub enum Reason {
     /// Another runner holds the issue; nothing was written.
     Claimed,
+    /// The run could not keep its claim's lease (another run took the issue over, or renewals
+    /// kept failing until it would lapse): it stops before publishing and leaves the issue to
+    /// whoever holds it now.
+    LeaseLost,
     /// The service is shutting down; the issue is given back untouched.
     ShuttingDown,
     AgentFailed,
@@ -44,6 +48,7 @@ impl Reason {
     pub fn id(self) -> &'static str {
         match self {
             Reason::Claimed => "claimed",
+            Reason::LeaseLost => "lease_lost",
             Reason::ShuttingDown => "shutting_down",
             Reason::AgentFailed => "agent_failed",
             Reason::BudgetExhausted => "budget_exhausted",
@@ -65,7 +70,10 @@ impl Reason {
     /// nothing about the issue itself (someone else holds it, the service stops) give it back
     /// silently, so the next tick can take it.
     pub fn notifies_issue(self) -> bool {
-        !matches!(self, Reason::Claimed | Reason::ShuttingDown)
+        !matches!(
+            self,
+            Reason::Claimed | Reason::ShuttingDown | Reason::LeaseLost
+        )
     }
 
     /// Whether the report counts the run as skipped rather than failed.
@@ -222,7 +230,7 @@ mod tests {
 
     #[test]
     fn only_foreign_endings_stay_silent() {
-        for r in [Reason::Claimed, Reason::ShuttingDown] {
+        for r in [Reason::Claimed, Reason::ShuttingDown, Reason::LeaseLost] {
             assert!(!r.notifies_issue() && r.is_skip(), "{}", r.id());
         }
         for r in [
@@ -249,6 +257,7 @@ mod tests {
         let table = [
             (None, AsDesigned),
             (Some(Reason::Claimed.id()), AsDesigned),
+            (Some(Reason::LeaseLost.id()), AsDesigned),
             (Some(Reason::ShuttingDown.id()), AsDesigned),
             (Some(Reason::AgentFailed.id()), AsDesigned),
             (Some(Reason::BudgetExhausted.id()), AsDesigned),
@@ -427,6 +436,7 @@ mod tests {
     fn ids_are_snake_case_and_distinct() {
         let all = [
             Reason::Claimed,
+            Reason::LeaseLost,
             Reason::ShuttingDown,
             Reason::AgentFailed,
             Reason::BudgetExhausted,
