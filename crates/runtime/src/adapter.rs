@@ -311,6 +311,9 @@ pub fn invocation(
         }
         BackendKind::OpenCode => {
             args.extend(["run", "--format", "json"].map(String::from));
+            // Its warnings and errors on stderr: the only place it says it cannot reach its
+            // model (it retries, and its JSON stream stays silent), so a reason can quote it.
+            args.extend(["--print-logs", "--log-level", "WARN"].map(String::from));
             if let Some(m) = &model {
                 args.extend(["--model".into(), m.clone()]);
             }
@@ -483,7 +486,7 @@ mod tests {
         assert_eq!(run(BackendKind::Pi), "pi --print --mode json --model m");
         assert_eq!(
             run(BackendKind::OpenCode),
-            "opencode run --format json --model m 'Carry out the task described below, working in the current directory.'"
+            "opencode run --format json --print-logs --log-level WARN --model m 'Carry out the task described below, working in the current directory.'"
         );
         assert_eq!(
             run(BackendKind::Gemini),
