@@ -791,39 +791,53 @@ fn explains_no_network(cli: Cli, wall_clock: &'static str, reason: &str, explana
     );
 }
 
+/// Each CLI pointed at a closed port, all at once in threads of one test: most of the time is
+/// spent waiting for wall clocks, so running them side by side keeps the suite's added time to
+/// the slowest case (Gemini's 40 s) rather than their sum. A failure names every CLI that failed.
 #[test]
-fn claude_code_without_network_says_so() {
-    // Claude Code retries 10 times with growing delays (minutes in all); its only words are the
-    // `api_retry` events of its stream, with the error class `unknown` and no HTTP status.
-    explains_no_network(Cli::Claude, "10s", "timed_out", "`api_retry` attempt");
-}
-
-#[test]
-fn codex_without_network_says_so() {
-    // Codex reconnects forever; its stream says why.
-    explains_no_network(
-        Cli::Codex,
-        "10s",
-        "timed_out",
-        "Reconnecting... waiting for network",
-    );
-}
-
-#[test]
-fn pi_without_network_says_so() {
-    // Pi retries a few times within seconds, then ends its stream with the error.
-    explains_no_network(Cli::Pi, "60s", "agent_failed", "Connection error.");
-}
-
-#[test]
-fn opencode_without_network_says_so() {
-    // OpenCode retries with growing delays; its JSON stream stays silent, and only its log (on
-    // stderr with `--print-logs`) says why. Long enough for it to start on a busy machine.
-    explains_no_network(Cli::OpenCode, "30s", "timed_out", "Cannot connect to API");
-}
-
-#[test]
-fn gemini_without_network_says_so() {
-    // Gemini retries for minutes, printing each failed attempt (and a stack) on stderr.
-    explains_no_network(Cli::Gemini, "40s", "timed_out", "fetch failed");
+fn each_cli_without_network_says_so() {
+    let cases: [(Cli, &'static str, &'static str, &'static str); 5] = [
+        // Claude Code retries 10 times with growing delays (minutes in all); its only words are
+        // the `api_retry` events of its stream, error class `unknown`, no HTTP status.
+        (Cli::Claude, "10s", "timed_out", "`api_retry` attempt"),
+        // Codex reconnects forever; its stream says why.
+        (
+            Cli::Codex,
+            "10s",
+            "timed_out",
+            "Reconnecting... waiting for network",
+        ),
+        // Pi retries a few times within seconds, then ends its stream with the error.
+        (Cli::Pi, "60s", "agent_failed", "Connection error."),
+        // OpenCode retries with growing delays; its JSON stream stays silent, and only its log
+        // (on stderr with `--print-logs`) says why. Long enough for it to start when busy.
+        (Cli::OpenCode, "30s", "timed_out", "Cannot connect to API"),
+        // Gemini retries for minutes, printing each failed attempt (and a stack) on stderr.
+        (Cli::Gemini, "40s", "timed_out", "fetch failed"),
+    ];
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = cases
+            .iter()
+            .map(|&(cli, wall_clock, reason, words)| {
+                (
+                    cli,
+                    scope.spawn(move || explains_no_network(cli, wall_clock, reason, words)),
+                )
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|(cli, h)| {
+                h.join().err().map(|panic| {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_default();
+                    format!("{cli:?}: {message}")
+                })
+            })
+            .collect()
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
