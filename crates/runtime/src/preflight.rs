@@ -4,13 +4,11 @@
 //! profile that was never set up.
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use issueloop_config::{BackendKind, Config, Env, ForgeKind, Stage};
+use issueloop_config::{BackendKind, Config, Env, ForgeKind, SandboxMode, Stage};
+use issueloop_process::Support;
 use serde::Serialize;
 use serde::ser::SerializeMap;
 
@@ -47,6 +45,7 @@ pub enum ProblemKind {
     GithubAppKey,
     StateStore,
     CodexProfile,
+    Sandbox,
     /// The installed Gemini CLI has no `--skip-trust`, which issueloop passes so that Gemini
     /// runs headless in a worktree it has never seen.
     GeminiTrust,
@@ -120,6 +119,74 @@ impl Serialize for Preflight {
 /// Whether `stage` runs an agent with this configuration. `interview` builds the brief
 /// deterministically; `evaluate` runs when `run.evaluate` is on; `reflect` when
 /// `run.reflect_attempts` > 0.
+/// What a run does about the sandbox, given the setting and the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "decision")]
+pub enum SandboxDecision {
+    /// Agents and gates run under Landlock; `required`: a child that cannot be sandboxed is
+    /// not started.
+    Enforce { required: bool },
+    /// `best_effort` on a kernel without Landlock: runs unsandboxed, with a warning.
+    Unavailable,
+    /// `mode = "off"`.
+    Off,
+    /// `required` on a kernel without Landlock: issueloop does not start.
+    Refuse,
+}
+
+impl SandboxDecision {
+    /// The journal's and `doctor`'s word for it.
+    pub fn status(self) -> &'static str {
+        match self {
+            SandboxDecision::Enforce { .. } => "enforced",
+            SandboxDecision::Unavailable => "unavailable",
+            SandboxDecision::Off => "off",
+            SandboxDecision::Refuse => "refused",
+        }
+    }
+
+    pub fn enforced(self) -> bool {
+        matches!(self, SandboxDecision::Enforce { .. })
+    }
+}
+
+/// Decide what to do about the sandbox (pure).
+pub fn sandbox_decision(mode: SandboxMode, support: Support) -> SandboxDecision {
+    match (mode, support.is_available()) {
+        (SandboxMode::Off, _) => SandboxDecision::Off,
+        (SandboxMode::Required, true) => SandboxDecision::Enforce { required: true },
+        (SandboxMode::BestEffort, true) => SandboxDecision::Enforce { required: false },
+        (SandboxMode::Required, false) => SandboxDecision::Refuse,
+        (SandboxMode::BestEffort, false) => SandboxDecision::Unavailable,
+    }
+}
+
+/// The sandbox's problem or warning for the start-up check.
+fn sandbox_check(
+    mode: SandboxMode,
+    support: Support,
+    kernel: &str,
+) -> Result<Option<String>, Problem> {
+    match sandbox_decision(mode, support) {
+        SandboxDecision::Refuse => Err(Problem {
+            kind: ProblemKind::Sandbox,
+            message: format!(
+                "the agent sandbox is required (`[sandbox] mode = \"required\"`) but this kernel cannot enforce it: {support} (Linux {kernel})"
+            ),
+            hint: Some(
+                "run on Linux ≥ 5.13 with Landlock enabled (`lsm=...,landlock`), or set `[sandbox] mode = \"best_effort\"` (runs unsandboxed with a warning) or `\"off\"`".into(),
+            ),
+        }),
+        SandboxDecision::Unavailable => Ok(Some(format!(
+            "the agent sandbox is unavailable ({support}, Linux {kernel}); agents and gates run unsandboxed (`[sandbox] mode = \"best_effort\"`)"
+        ))),
+        SandboxDecision::Off => Ok(Some(
+            "the agent sandbox is off (`[sandbox] mode = \"off\"`): agents and gates can write anything this user can".into(),
+        )),
+        SandboxDecision::Enforce { .. } => Ok(None),
+    }
+}
+
 pub fn stage_in_use(config: &Config, stage: Stage) -> bool {
     match stage {
         Stage::Interview => false,
@@ -293,6 +360,15 @@ pub fn preflight(config: &Config, env: &Env) -> Preflight {
             "`[backends.gemini] model = \"{m}\"` has no price in `policies/models.toml`; each Gemini run counts as its whole budget"
         ));
     }
+    match sandbox_check(
+        config.sandbox.mode,
+        issueloop_process::support(),
+        &issueloop_process::kernel_release(),
+    ) {
+        Ok(Some(w)) => warnings.push(w),
+        Ok(None) => {}
+        Err(p) => problems.push(p),
+    }
     Preflight {
         stages,
         problems,
@@ -462,61 +538,22 @@ fn program_version_within(program: &Path, env: &Env, timeout: Duration) -> Optio
         .map(|l| crate::normalize::bounded(l, 200))
 }
 
-/// What `program arg` prints (stdout, then stderr; each up to `limit` bytes) when it exits
-/// within `timeout`, run with the same scrubbed environment as an agent.
+/// What `program arg` prints (stdout and stderr as they come, up to `2 × limit` bytes, head and
+/// tail) when it exits within `timeout`, run with the same scrubbed environment as an agent.
 fn probe(program: &Path, arg: &str, env: &Env, timeout: Duration, limit: u64) -> Option<String> {
     let vars = agent_env(&[], env).vars;
-    let mut child = Command::new(program)
+    let finished = issueloop_process::Launch::new(program)
         .arg(arg)
-        .env_clear()
-        .envs(&vars)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
+        .env(vars)
+        .timeout(timeout)
+        .kill_grace(Duration::ZERO)
+        .output_limit(usize::try_from(limit.saturating_mul(2)).unwrap_or(usize::MAX))
+        .run_blocking()
         .ok()?;
-    let pgid = libc::pid_t::try_from(child.id()).ok().filter(|p| *p > 1);
-    let out = child.stdout.take();
-    let err = child.stderr.take();
-    let read = |pipe: Option<std::process::ChildStdout>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(p) = pipe {
-                let _ = p.take(limit).read_to_string(&mut s);
-            }
-            s
-        })
-    };
-    let out = read(out);
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(p) = err {
-            let _ = p.take(limit).read_to_string(&mut s);
-        }
-        s
-    });
-    let started = Instant::now();
-    let exited = loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break true,
-            Ok(None) if started.elapsed() < timeout => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            _ => break false,
-        }
-    };
-    if let Some(pgid) = pgid {
-        // SAFETY: killpg only sends a signal to the probe's own group.
-        unsafe {
-            libc::killpg(pgid, libc::SIGKILL);
-        }
-    }
-    if !exited {
-        let _ = child.wait();
+    if finished.timed_out {
         return None;
     }
-    Some(out.join().unwrap_or_default() + &err.join().unwrap_or_default())
+    Some(finished.output)
 }
 
 #[cfg(test)]
@@ -536,6 +573,46 @@ mod tests {
             dir.display()
         );
         issueloop_config::load_str(&text, &dir.join("issueloop.toml")).unwrap()
+    }
+
+    #[test]
+    fn sandbox_decision_table() {
+        use SandboxDecision::*;
+        let on = Support::Available { abi: 7 };
+        let none = Support::NotImplemented;
+        let cases = [
+            (SandboxMode::Required, on, Enforce { required: true }),
+            (SandboxMode::BestEffort, on, Enforce { required: false }),
+            (SandboxMode::Off, on, Off),
+            (SandboxMode::Required, none, Refuse),
+            (SandboxMode::BestEffort, none, Unavailable),
+            (SandboxMode::Off, none, Off),
+        ];
+        for (mode, support, want) in cases {
+            assert_eq!(
+                sandbox_decision(mode, support),
+                want,
+                "{mode:?} {support:?}"
+            );
+        }
+        let refused =
+            sandbox_check(SandboxMode::Required, Support::NotEnabled, "5.10.0").unwrap_err();
+        assert!(
+            refused.message.contains("Linux 5.10.0"),
+            "{}",
+            refused.message
+        );
+        assert!(
+            refused.message.contains("[sandbox] mode"),
+            "{}",
+            refused.message
+        );
+        assert!(
+            sandbox_check(SandboxMode::Off, none, "x")
+                .unwrap()
+                .unwrap()
+                .contains("off")
+        );
     }
 
     #[test]
