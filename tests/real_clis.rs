@@ -810,8 +810,15 @@ fn each_cli_without_network_says_so() {
         // Pi retries a few times within seconds, then ends its stream with the error.
         (Cli::Pi, "60s", "agent_failed", "Connection error."),
         // OpenCode retries with growing delays; its JSON stream stays silent, and only its log
-        // (on stderr with `--print-logs`) says why. Long enough for it to start when busy.
-        (Cli::OpenCode, "30s", "timed_out", "Cannot connect to API"),
+        // (on stderr with `--print-logs`) says why: "Cannot connect to API: Unable to connect.
+        // Is the computer able to access the url?" (and the same words when it cannot fetch
+        // its models list offline). As long as Gemini's: it may take 30 s to start when busy.
+        (
+            Cli::OpenCode,
+            "40s",
+            "timed_out",
+            "Unable to connect. Is the computer able to access the url?",
+        ),
         // Gemini retries for minutes, printing each failed attempt (and a stack) on stderr.
         (Cli::Gemini, "40s", "timed_out", "fetch failed"),
     ];
