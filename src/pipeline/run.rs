@@ -674,7 +674,7 @@ impl Pipeline {
             cost_usd: Some(cost),
         });
         tracing::info!(stage = %stage, status = outcome.status.as_str(), cost, "stage finished");
-        match agent_failure(stage.as_str(), &outcome, remaining) {
+        match agent_failure(stage.as_str(), &outcome, remaining, item.budget.wall_clock) {
             Some(failure) => Err(failure),
             None => Ok(outcome),
         }
