@@ -140,6 +140,28 @@ pub enum TakeoverReason {
     LeftoverBranch { sha: String },
 }
 
+impl TakeoverReason {
+    /// One sentence for a person (logs and comments carry this, never the debug form).
+    pub fn describe(&self) -> String {
+        match self {
+            TakeoverReason::LeaseExpired { holder, expired_at } => format!(
+                "the lease of run `{holder}` expired at {} without a renewal",
+                expired_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+            ),
+            TakeoverReason::StaleClaim { since, age_secs } => format!(
+                "the claim without a lease, made at {}, is {} old: past the run's wall clock \
+                 plus grace",
+                since.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                issueloop_config::human_duration(std::time::Duration::from_secs(*age_secs))
+            ),
+            TakeoverReason::LeftoverBranch { sha } => format!(
+                "the branch was left at `{}` by a run that ended without cleaning up",
+                sha.get(..12).unwrap_or(sha)
+            ),
+        }
+    }
+}
+
 /// What to do with an existing branch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Contested {

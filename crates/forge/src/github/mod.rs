@@ -913,7 +913,7 @@ impl GithubForge {
         self.upsert_comment_impl(repo, req.issue, &marker, &comment)
             .await?;
         lock(&self.claimed).insert((repo.full(), req.issue));
-        tracing::info!(repo = %repo, issue = req.issue, reason = ?reason, "claim: took over");
+        tracing::info!(repo = %repo, issue = req.issue, reason = %reason.describe(), "claim: took over");
         Ok(ClaimOutcome::Acquired(acquired(
             Some(reason),
             existing,
