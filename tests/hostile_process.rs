@@ -2,6 +2,8 @@
 //! per attack tries to read the GitHub token through `/proc`, rewrite the ledger, leave a
 //! `setsid` daemon behind, and outlive a `kill -9` of issueloop. Each test asserts the effect.
 //! The same attacks with `[sandbox] mode = "off"` show which of them only the sandbox stops.
+//! On the GitHub forge (the fake GitHub), the token stays out of the agent's reach by every
+//! route while it is in use for the API, through to the draft PR.
 
 mod support;
 
@@ -137,10 +139,121 @@ fn with_the_sandbox_off_the_attacks_succeed_and_doctor_says_so() {
                 hostile::cleanup(pid);
                 assert!(ended, "daemons end with their run whatever the sandbox");
             }
-            Attack::Hang => {}
+            Attack::Hang | Attack::GithubToken => {}
         }
         let doctor = w.command().arg("doctor").output().unwrap();
         let text = String::from_utf8_lossy(&doctor.stdout);
         assert!(text.contains("sandbox      off"), "{text}");
     }
+}
+
+/// One hostile run on the fake GitHub: the run's report, its stdout+stderr, the findings, and the
+/// world (kept alive for the caller's checks).
+fn github_token_run(
+    sandbox: Sandbox,
+) -> (
+    support::github::GithubWorld,
+    u64,
+    serde_json::Value,
+    String,
+    String,
+) {
+    let (g, n) = hostile::github_world(sandbox);
+    let out = g
+        .world
+        .command()
+        .env("GITHUB_TOKEN", TOKEN)
+        .args(["--json", "run", "--once"])
+        .output()
+        .unwrap();
+    let printed = support::github::printed(&out);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}):\n{printed}"));
+    let findings = hostile::findings(&g.world, Attack::GithubToken);
+    eprintln!("findings with the sandbox {sandbox:?}:\n{findings}");
+    (g, n, report, printed, findings)
+}
+
+/// What holds whatever the sandbox: the run reached its draft PR with the token in use, the
+/// agent did try every route, and the token is in nothing it printed or left behind.
+fn assert_github_run_kept_the_token(
+    g: &support::github::GithubWorld,
+    n: u64,
+    report: &serde_json::Value,
+    printed: &str,
+    findings: &str,
+) {
+    assert_eq!(
+        run_of(report, n)["status"],
+        "pr_opened",
+        "{report:#}\n{printed}"
+    );
+    let pulls = g.fake.pulls(support::REPO);
+    assert_eq!(pulls.len(), 1, "{pulls:#?}");
+    assert!(pulls[0].draft);
+    // The agent's routes all ran (so "nothing" means something).
+    for route in [
+        "own environment",
+        "git config of the worktree",
+        "git config of the mirror",
+        "git credential fill for 127.0.0.1",
+        ".git-credentials",
+        "the worktree's gitdir",
+        "the cache (",
+        "the worktree (",
+        "the run directory (",
+    ] {
+        assert!(findings.contains(route), "{route} not tried:\n{findings}");
+    }
+    assert!(!findings.contains("crashed"), "{findings}");
+    assert!(!findings.contains(TOKEN), "{findings}");
+    assert!(!printed.contains(TOKEN), "{printed}");
+    // Nothing in the world holds the token once the run is over: not the worktrees and run
+    // leftovers under the cache, not the observe folder the agent may write, not the state
+    // database (journal and report), not the configuration.
+    let leaks = hostile::files_containing(g.world.root(), TOKEN.as_bytes());
+    assert!(leaks.is_empty(), "the token is written in {leaks:?}");
+}
+
+#[test]
+fn on_the_github_forge_the_token_is_never_visible_to_the_agent() {
+    let (g, n, report, printed, findings) = github_token_run(Sandbox::On);
+    assert_github_run_kept_the_token(&g, n, &report, &printed, &findings);
+    assert!(!findings.contains("FOUND"), "{findings}");
+    assert!(
+        findings.contains("\nnothing\n") && findings.contains("nothing by any other route"),
+        "{findings}"
+    );
+    let journal = g.world.journal();
+    assert!(
+        journal
+            .iter()
+            .any(|(_, events, _)| events.iter().any(|e| e == "sandbox")),
+        "{journal:?}"
+    );
+}
+
+/// The same attack with `[sandbox] mode = "off"`, to show which containment closes which route.
+/// Without the sandbox every route but one stays closed: issueloop took the token out of its
+/// environment block at start (so no `/proc/<pid>/environ` holds it), never gives it to a child's
+/// environment, git configuration, credential store or any file, and is non-dumpable, so an agent
+/// of the same user cannot read its memory. But an agent running as root has CAP_SYS_PTRACE,
+/// which overrides non-dumpability: it reads the token out of issueloop's memory through
+/// `/proc/<ppid>/mem`. Only the Landlock sandbox (which forbids ptrace access to processes outside
+/// the sandboxed one's domain, whatever the capabilities) closes that route.
+#[test]
+fn on_the_github_forge_without_the_sandbox_only_roots_agent_reads_the_token_from_memory() {
+    let (g, n, report, printed, findings) = github_token_run(Sandbox::Off);
+    assert_github_run_kept_the_token(&g, n, &report, &printed, &findings);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        assert!(findings.contains("FOUND memory of"), "{findings}");
+    } else {
+        assert!(findings.contains("\nnothing\n"), "{findings}");
+    }
+    assert!(!findings.contains("environ of"), "{findings}");
+    assert!(
+        findings.contains("nothing by any other route"),
+        "{findings}"
+    );
 }

@@ -4,7 +4,7 @@
 
 use std::process::Output;
 
-use issueloop_fake_github::{FakeGithub, LoggedRequest, RepoSpec, TOKEN};
+use issueloop_fake_github::{FakeGithub, FakeOptions, LoggedRequest, RepoSpec, TOKEN};
 
 use super::{Knobs, MAINTAINER, REPO, World};
 
@@ -17,12 +17,17 @@ pub struct GithubWorld {
 
 impl GithubWorld {
     pub fn new(knobs: Knobs) -> GithubWorld {
+        GithubWorld::with_options(knobs, FakeOptions::default())
+    }
+
+    /// A world on a fake started with `options` (e.g. other tokens it accepts).
+    pub fn with_options(knobs: Knobs, options: FakeOptions) -> GithubWorld {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
-        let fake = runtime.block_on(FakeGithub::start());
+        let fake = runtime.block_on(FakeGithub::start_with(options));
         let world = World::new(Knobs {
             forge_toml: Some(format!(
                 "[forge]\nkind = \"github\"\napi_url = \"{}\"\nrequest_timeout = \"10s\"\n",

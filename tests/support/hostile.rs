@@ -8,6 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use issueloop_fake_github::FakeOptions;
+
+use super::github::GithubWorld;
 use super::{Knobs, World};
 
 /// What the agent reports spending (the ledger test checks the day keeps it).
@@ -36,6 +39,11 @@ pub enum Attack {
     Daemon,
     /// Hang (after starting a daemon), for a `kill -9` of issueloop.
     Hang,
+    /// [`Attack::Token`] on the GitHub forge, plus every other route to the token: the agent's
+    /// own environment, `git config` of its worktree and of the mirror, the git credential
+    /// stores and `git credential fill`, its gitdir, every file under the cache (objects and
+    /// packs aside), its run directory and its worktree.
+    GithubToken,
 }
 
 impl Attack {
@@ -45,6 +53,7 @@ impl Attack {
             Attack::Ledger => "ledger",
             Attack::Daemon => "daemon",
             Attack::Hang => "hang",
+            Attack::GithubToken => "ghtoken",
         }
     }
 }
@@ -52,6 +61,27 @@ impl Attack {
 /// A world whose agent is the hostile script for `attack`.
 pub fn world(attack: Attack, sandbox: Sandbox) -> World {
     let mut w = World::new(Knobs::default());
+    hostile_config(&w, attack, sandbox);
+    w.add_issue("Add a feature", "scenario: good", super::MAINTAINER);
+    w
+}
+
+/// A world on the fake GitHub, which accepts [`TOKEN`], whose agent is the hostile script for
+/// [`Attack::GithubToken`], with one approved issue (returned).
+pub fn github_world(sandbox: Sandbox) -> (GithubWorld, u64) {
+    let g = GithubWorld::with_options(
+        Knobs::default(),
+        FakeOptions {
+            tokens: vec![TOKEN.to_owned()],
+            ..FakeOptions::default()
+        },
+    );
+    hostile_config(&g.world, Attack::GithubToken, sandbox);
+    let n = g.approved_issue("Add a feature", "scenario: good\n", super::MAINTAINER);
+    (g, n)
+}
+
+fn hostile_config(w: &World, attack: Attack, sandbox: Sandbox) {
     let root = w.root().to_owned();
     let observe = root.join("observe");
     let script = root.join(format!("hostile-{}.py", attack.name()));
@@ -64,8 +94,27 @@ pub fn world(attack: Attack, sandbox: Sandbox) -> World {
         config.push_str("mode = \"off\"\n");
     }
     std::fs::write(&w.config, config).unwrap();
-    w.add_issue("Add a feature", "scenario: good", super::MAINTAINER);
-    w
+}
+
+/// Files under `dir` (recursively) whose bytes contain `needle`.
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let Ok(kind) = e.file_type() else { continue };
+        if kind.is_dir() {
+            out.extend(files_containing(&p, needle));
+        } else if kind.is_file()
+            && let Ok(bytes) = std::fs::read(&p)
+            && bytes.windows(needle.len()).any(|w| w == needle)
+        {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// The file the attack writes its findings to.
@@ -126,16 +175,18 @@ pub fn cleanup(pid: i32) {
 fn agent_script(attack: Attack, root: &Path, observe: &Path) -> String {
     let state: PathBuf = root.join("state.sqlite");
     let attack_code = match attack {
-        Attack::Token => TOKEN_ATTACK,
-        Attack::Ledger => LEDGER_ATTACK,
-        Attack::Daemon => DAEMON_ATTACK,
-        Attack::Hang => HANG_ATTACK,
+        Attack::Token => TOKEN_ATTACK.to_owned(),
+        Attack::Ledger => LEDGER_ATTACK.to_owned(),
+        Attack::Daemon => DAEMON_ATTACK.to_owned(),
+        Attack::Hang => HANG_ATTACK.to_owned(),
+        Attack::GithubToken => format!("{TOKEN_ATTACK}{EVERY_ROUTE_ATTACK}"),
     };
     format!(
         r#"#!/usr/bin/env python3
 import json, os, re, subprocess, sys, time
 OBSERVE = {observe:?}
 STATE = {state:?}
+CACHE = {cache:?}
 NAME = {name:?}
 
 def report(text):
@@ -164,6 +215,7 @@ for e in [
 "#,
         observe = observe.display().to_string(),
         state = state.display().to_string(),
+        cache = root.join("cache").display().to_string(),
         name = attack.name(),
         cost = ATTACK_COST,
     )
@@ -249,4 +301,79 @@ def attack():
     with open(os.path.join(OBSERVE, "agent.pid"), "w") as f:
         f.write("%d\n" % os.getpid())
     time.sleep(300)
+"#;
+
+/// Appended to [`TOKEN_ATTACK`] (whose `attack` it wraps): every route to the token other than
+/// `/proc/*/environ` and the memory of the agent's parent and grandparent. Writes one line per
+/// route it tried and a summary: `FOUND …` naming the routes that held the token, or `nothing`.
+const EVERY_ROUTE_ATTACK: &str = r#"
+import pwd
+proc_attack = attack
+
+def attack():
+    proc_attack()
+    found, tried = [], []
+    def check(route, data):
+        if isinstance(data, str):
+            data = data.encode()
+        tried.append(route)
+        if PATTERN.search(data):
+            found.append(route)
+    def git(args, cwd=".", stdin=None):
+        env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="/bin/false", SSH_ASKPASS="/bin/false")
+        p = subprocess.run(["git"] + args, cwd=cwd, input=stdin, capture_output=True, timeout=30, env=env)
+        return p.stdout + p.stderr
+    def walk(route, top, skip=()):
+        n = 0
+        for d, dirs, files in os.walk(top):
+            dirs[:] = [x for x in dirs if x not in skip]
+            for name in files:
+                path = os.path.join(d, name)
+                try:
+                    if os.path.islink(path) or os.path.getsize(path) > (64 << 20):
+                        continue
+                    with open(path, "rb") as f:
+                        data = f.read()
+                except OSError:
+                    continue
+                n += 1
+                if PATTERN.search(data):
+                    found.append("%s: %s" % (route, path))
+        tried.append("%s (%d files)" % (route, n))
+        return n
+
+    check("own environment", "\n".join("%s=%s" % kv for kv in os.environ.items()))
+    check("/proc/self/environ", open("/proc/self/environ", "rb").read())
+    worktree = os.getcwd()
+    check("git config of the worktree", git(["config", "--list", "--show-origin"]))
+    common = git(["rev-parse", "--path-format=absolute", "--git-common-dir"]).decode().strip()
+    check("git config of the mirror %s" % common,
+          git(["--git-dir=" + common, "config", "--list", "--show-origin"], cwd="/"))
+    for host in ["github.com", "127.0.0.1", "localhost"]:
+        check("git credential fill for %s" % host,
+              git(["credential", "fill"], stdin=("protocol=https\nhost=%s\n\n" % host).encode()))
+    homes = {os.path.expanduser("~"), pwd.getpwuid(os.getuid()).pw_dir}
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    for path in sorted(
+        [os.path.join(h, ".git-credentials") for h in homes]
+        + [os.path.join(h, ".config", "git", "credentials") for h in homes]
+        + ([os.path.join(xdg, "git", "credentials")] if xdg else [])
+    ):
+        try:
+            check(path, open(path, "rb").read())
+        except OSError as e:
+            tried.append("%s (%s)" % (path, e.strerror))
+    with open(".git") as f:
+        gitdir = f.read().split("gitdir:", 1)[1].strip()
+    gitdir = os.path.join(worktree, gitdir)
+    walk("the worktree's gitdir %s" % gitdir, gitdir, skip=("objects",))
+    walk("the cache", CACHE, skip=("objects", "pack", "packs"))
+    walk("the worktree", worktree, skip=(".git",))
+    tmp = os.environ.get("TMPDIR", "")
+    if os.path.basename(os.path.dirname(tmp)).startswith("issueloop-run-"):
+        walk("the run directory", os.path.dirname(tmp))
+    else:
+        tried.append("no run directory (TMPDIR=%s)" % tmp)
+    report("tried: " + " | ".join(tried))
+    report("FOUND " + "; ".join(found) if found else "nothing by any other route")
 "#;
