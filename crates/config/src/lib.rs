@@ -14,6 +14,7 @@ mod policy;
 mod raw;
 pub mod redact;
 mod runtime;
+mod state;
 mod suggest;
 mod validate;
 
@@ -31,6 +32,7 @@ pub use redact::{
     clean_line, clean_multiline, looks_like_secret, redact, register_env_secrets, register_secret,
 };
 pub use runtime::{BackendKind, RuntimeProfile, Stage};
+pub use state::{DATABASE_URL_VAR, DatabaseUrl, StateBackend, database_url, redact_url};
 pub use suggest::did_you_mean;
 pub use validate::{COMMAND_FORMATS, looks_like_github_token, normalize_cron};
 

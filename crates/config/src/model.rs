@@ -270,8 +270,13 @@ pub struct ServiceConfig {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct StateConfig {
-    /// The SQLite file holding the ledger and the journal.
+    /// Which store holds the ledger and the journal.
+    pub backend: crate::state::StateBackend,
+    /// The SQLite file holding the ledger and the journal (`backend = "sqlite"`).
     pub path: AbsPath,
+    /// The PostgreSQL URL (`backend = "postgres"`); `None`: `ISSUELOOP_DATABASE_URL` gives it.
+    /// Shown and serialized with its password replaced.
+    pub url: Option<crate::state::DatabaseUrl>,
 }
 
 /// Parse a duration written like `45m`, `1h30m`, `90s`, `2h`.

@@ -165,6 +165,8 @@ pub(crate) struct RawService {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawState {
     pub path: Option<String>,
+    pub backend: Option<String>,
+    pub url: Option<String>,
 }
 
 /// A policy file (`policies/*.toml`).

@@ -259,15 +259,7 @@ fn build(raw: RawConfig, c: &mut Checker<'_>, base_dir: &AbsPath, require_repos:
         PublishConfig { draft_fallback }
     };
     let service = service(raw.service.unwrap_or_default(), c);
-    let state = StateConfig {
-        path: resolve_path(
-            base_dir,
-            raw.state
-                .and_then(|s| s.path)
-                .as_deref()
-                .unwrap_or(".issueloop/state.sqlite"),
-        ),
-    };
+    let state = state(raw.state.unwrap_or_default(), c, base_dir);
     let file = c.loc.abs_file.clone();
     Config {
         file,
@@ -1099,5 +1091,71 @@ fn service(raw: RawService, c: &mut Checker<'_>) -> ServiceConfig {
             raw.shutdown_grace.as_deref(),
             Duration::from_secs(5 * 60),
         ),
+    }
+}
+
+/// `[state]`: the backend, the SQLite path and the PostgreSQL URL. A URL's password is never
+/// repeated in a message.
+fn state(raw: RawState, c: &mut Checker<'_>, base_dir: &AbsPath) -> StateConfig {
+    use crate::state::{DatabaseUrl, StateBackend};
+    let root = KeyPath::root().key("state");
+    let backend = match raw.backend.as_deref() {
+        None => StateBackend::Sqlite,
+        Some(name) => match StateBackend::parse(name) {
+            Some(b) => b,
+            None => {
+                let planned = StateBackend::PLANNED.iter().find(|(n, _)| *n == name);
+                let (message, hint) = match planned {
+                    Some((_, why)) => (why.to_string(), None),
+                    None => (
+                        format!("unknown state backend `{name}`"),
+                        Some(
+                            did_you_mean(name, StateBackend::ALL.map(StateBackend::as_str))
+                                .map(|s| format!("did you mean `{s}`?"))
+                                .unwrap_or_else(|| "use `sqlite` or `postgres`".into()),
+                        ),
+                    ),
+                };
+                c.error(&root.key("backend"), message, hint);
+                StateBackend::Sqlite
+            }
+        },
+    };
+    let url = raw
+        .url
+        .as_deref()
+        .and_then(|text| match DatabaseUrl::parse(text) {
+            Ok(url) => Some(url),
+            Err(e) => {
+                c.error(
+                    &root.key("url"),
+                    e,
+                    Some(format!(
+                        "or leave `url` out and set `{}`",
+                        crate::state::DATABASE_URL_VAR
+                    )),
+                );
+                None
+            }
+        });
+    if backend != StateBackend::Postgres && raw.url.is_some() {
+        c.warn(
+            &root.key("url"),
+            format!("used only by `backend = \"postgres\"`; the `{backend}` backend ignores it"),
+        );
+    }
+    if backend != StateBackend::Sqlite && raw.path.is_some() {
+        c.warn(
+            &root.key("path"),
+            format!("used only by `backend = \"sqlite\"`; the `{backend}` backend ignores it"),
+        );
+    }
+    StateConfig {
+        backend,
+        path: resolve_path(
+            base_dir,
+            raw.path.as_deref().unwrap_or(".issueloop/state.sqlite"),
+        ),
+        url,
     }
 }

@@ -183,3 +183,28 @@ fn file_level_problems_are_one_line_errors() {
         other => panic!("{other}"),
     }
 }
+
+#[test]
+fn a_database_password_is_never_echoed() {
+    let config = load_file(&fixtures().join("valid/postgres_state.toml")).unwrap();
+    assert_eq!(
+        config.state.backend,
+        issueloop_config::StateBackend::Postgres
+    );
+    let url = config.state.url.as_ref().unwrap();
+    assert!(url.expose().contains("s3cret-pw"));
+    let shown = format!(
+        "{} {:?} {}",
+        url,
+        config.state,
+        serde_json::to_string(&config).unwrap()
+    );
+    assert!(!shown.contains("s3cret-pw"), "{shown}");
+    assert!(
+        shown.contains("postgres://loop:***@db.internal:5432/issueloop"),
+        "{shown}"
+    );
+    let err = load_file(&fixtures().join("invalid/state_url_not_postgres.toml")).unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("s3cret-pw"), "{text}");
+}

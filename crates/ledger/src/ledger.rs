@@ -95,6 +95,20 @@ impl ReserveRequest {
     }
 }
 
+/// The cap rule every store applies inside its reservation transaction: refuse when the day
+/// already has `max_runs` runs, or when `spent + reserved + amount` would pass the cap; `None`
+/// admits the reservation. Pure, so every backend decides exactly alike.
+pub fn admit(usage: &DayUsage, req: &ReserveRequest) -> Option<SkipReason> {
+    if usage.runs >= req.max_runs {
+        return Some(SkipReason::DailyRunsReached);
+    }
+    let after_this = usage
+        .spent
+        .saturating_add(usage.reserved)
+        .saturating_add(req.amount);
+    (after_this > req.cap).then_some(SkipReason::DailyCapReached)
+}
+
 /// A recorded reservation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Reservation {
@@ -293,6 +307,13 @@ pub enum LedgerError {
         "run `{run_id}` already has a ledger entry; every run reserves once, under a new run id"
     )]
     DuplicateRun { run_id: RunId },
+    #[error("the state store is not configured: {detail}")]
+    Unconfigured { detail: String },
+    #[error(
+        "state database `{}`: the connection's worker stopped; restart issueloop",
+        path.display()
+    )]
+    WorkerStopped { path: PathBuf },
     #[error("no ledger entry for run `{run_id}`")]
     UnknownRun { run_id: RunId },
     #[error("cannot {op} run `{run_id}`: its reservation is already {state}")]
@@ -350,6 +371,48 @@ pub trait Ledger: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admit_table() {
+        let day = utc_day("2026-11-21T12:00:00Z".parse().unwrap());
+        let usd = Usd::from_dollars;
+        let req = |amount: f64, max_runs: u32| ReserveRequest {
+            run_id: RunId::parse("r").unwrap(),
+            repo: "acme/api".into(),
+            issue: 1,
+            amount: usd(amount),
+            cap: usd(10.0),
+            max_runs,
+            wall_clock: Duration::from_secs(60),
+            grace: Duration::from_secs(60),
+            now: "2026-11-21T12:00:00Z".parse().unwrap(),
+        };
+        let usage = |spent: f64, reserved: f64, runs: u32| DayUsage {
+            day,
+            spent: usd(spent),
+            reserved: usd(reserved),
+            runs,
+        };
+        let cases = [
+            // (spent, reserved, runs, amount, max_runs, decision)
+            (0.0, 0.0, 0, 10.0, 5, None),
+            (0.0, 0.0, 0, 10.000001, 5, Some(SkipReason::DailyCapReached)),
+            (5.0, 4.2, 2, 0.8, 5, None),
+            (5.0, 4.2, 2, 0.800001, 5, Some(SkipReason::DailyCapReached)),
+            (0.0, 0.0, 5, 0.01, 5, Some(SkipReason::DailyRunsReached)),
+            // The run count is checked first: both limits reached reports the runs.
+            (10.0, 0.0, 5, 1.0, 5, Some(SkipReason::DailyRunsReached)),
+            // Overspent settles may have pushed the day past the cap: nothing more fits.
+            (12.0, 0.0, 1, 0.01, 5, Some(SkipReason::DailyCapReached)),
+        ];
+        for (spent, reserved, runs, amount, max_runs, want) in cases {
+            assert_eq!(
+                admit(&usage(spent, reserved, runs), &req(amount, max_runs)),
+                want,
+                "{spent} + {reserved} + {amount}, {runs} of {max_runs} runs"
+            );
+        }
+    }
 
     #[test]
     fn utc_day_ignores_local_offsets() {

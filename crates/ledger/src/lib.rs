@@ -10,7 +10,9 @@ mod journal;
 mod ledger;
 mod money;
 mod owner;
+mod postgres;
 mod sqlite;
+mod store;
 
 pub use budget::{BudgetDecision, SkipReason, derive};
 pub use journal::{
@@ -19,8 +21,10 @@ pub use journal::{
 };
 pub use ledger::{
     DayUsage, EntryState, Expired, Ledger, LedgerEntry, LedgerError, Reservation, ReserveOutcome,
-    ReserveRequest, Settlement, utc_day,
+    ReserveRequest, Settlement, admit, utc_day,
 };
 pub use money::Usd;
 pub use owner::{ProcessOwner, owner_is_gone, process_start};
+pub use postgres::{PG_SCHEMA_VERSION, PgLedger};
 pub use sqlite::{APPLICATION_ID, SCHEMA_VERSION, SqliteLedger};
+pub use store::{Access, StateStore, open_state};

@@ -10,11 +10,10 @@ use jiff::{SignedDuration, Timestamp};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::Event;
-use crate::budget::SkipReason;
 use crate::journal::{Journal, JournalEntry, RunId, RunSummary};
 use crate::ledger::{
     DayUsage, EntryState, Expired, Ledger, LedgerEntry, LedgerError, Reservation, ReserveOutcome,
-    ReserveRequest, Settlement, utc_day,
+    ReserveRequest, Settlement, admit, utc_day,
 };
 use crate::money::Usd;
 use crate::owner::{ProcessOwner, owner_is_gone, process_start};
@@ -423,21 +422,8 @@ impl Ledger for SqliteLedger {
                 .into());
             }
             let usage = self.usage_in(tx, day)?;
-            if usage.runs >= req.max_runs {
-                return Ok(ReserveOutcome::Refused {
-                    reason: SkipReason::DailyRunsReached,
-                    usage,
-                });
-            }
-            let after_this = usage
-                .spent
-                .saturating_add(usage.reserved)
-                .saturating_add(req.amount);
-            if after_this > req.cap {
-                return Ok(ReserveOutcome::Refused {
-                    reason: SkipReason::DailyCapReached,
-                    usage,
-                });
+            if let Some(reason) = admit(&usage, req) {
+                return Ok(ReserveOutcome::Refused { reason, usage });
             }
             let owner = self.owner.as_ref();
             tx.execute(

@@ -1,0 +1,85 @@
+//! The state store: the ledger, the journal and small named values behind one trait, and the
+//! one function that opens the backend `[state] backend` names.
+
+use std::sync::Arc;
+
+use issueloop_config::{Env, StateBackend, StateConfig, database_url};
+
+use crate::journal::Journal;
+use crate::ledger::{Ledger, LedgerError};
+use crate::postgres::PgLedger;
+use crate::sqlite::SqliteLedger;
+
+/// Everything a tick records: the ledger, the journal, and named values that must survive
+/// restarts (the forge's poll watermark). One per process, shared by its runs.
+pub trait StateStore: Ledger + Journal {
+    /// A named value, if set.
+    fn get_value(&self, key: &str) -> Result<Option<String>, LedgerError>;
+    /// Store a named value, replacing the previous one.
+    fn set_value(&self, key: &str, value: &str) -> Result<(), LedgerError>;
+    /// Where the store lives, as it may be shown: a file's path, or a URL without its password.
+    fn location(&self) -> String;
+}
+
+impl StateStore for SqliteLedger {
+    fn get_value(&self, key: &str) -> Result<Option<String>, LedgerError> {
+        SqliteLedger::get_value(self, key)
+    }
+
+    fn set_value(&self, key: &str, value: &str) -> Result<(), LedgerError> {
+        SqliteLedger::set_value(self, key, value)
+    }
+
+    fn location(&self) -> String {
+        self.path().display().to_string()
+    }
+}
+
+impl StateStore for PgLedger {
+    fn get_value(&self, key: &str) -> Result<Option<String>, LedgerError> {
+        PgLedger::get_value(self, key)
+    }
+
+    fn set_value(&self, key: &str, value: &str) -> Result<(), LedgerError> {
+        PgLedger::set_value(self, key, value)
+    }
+
+    fn location(&self) -> String {
+        PgLedger::location(self)
+    }
+}
+
+/// Whether opening may create the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Create the store (file, schema) if needed and apply pending migrations.
+    ReadWrite,
+    /// Never create anything: `None` when nothing was ever recorded (no file, no schema).
+    ReadOnly,
+}
+
+/// Open the configured store. The `postgres` backend's URL is `[state] url`, else
+/// `ISSUELOOP_DATABASE_URL` from `env`; errors show it with its password replaced.
+pub fn open_state(
+    state: &StateConfig,
+    env: &Env,
+    access: Access,
+) -> Result<Option<Arc<dyn StateStore>>, LedgerError> {
+    match state.backend {
+        StateBackend::Sqlite => {
+            if access == Access::ReadOnly && !state.path.exists() {
+                return Ok(None);
+            }
+            Ok(Some(Arc::new(SqliteLedger::open(&state.path)?)))
+        }
+        StateBackend::Postgres => {
+            let url = database_url(state.url.as_ref(), env)
+                .map_err(|detail| LedgerError::Unconfigured { detail })?;
+            let store = match access {
+                Access::ReadWrite => Some(PgLedger::open(&url)?),
+                Access::ReadOnly => PgLedger::open_existing(&url)?,
+            };
+            Ok(store.map(|s| Arc::new(s) as Arc<dyn StateStore>))
+        }
+    }
+}
