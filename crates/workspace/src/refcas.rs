@@ -139,7 +139,10 @@ fn push_refspec(
             });
         }
         Err(e) => {
-            return Err(deadline.error(format!("cannot push `{refname}` to `{url}`"))(e));
+            return Err(deadline
+                .error(format!("cannot push `{refname}` to `{url}`"))(
+                e
+            ));
         }
     }
     Ok(match rejection.into_inner() {
@@ -211,7 +214,10 @@ mod tests {
     #[test]
     fn local_paths_are_told_from_network_urls() {
         assert_eq!(local_path("/srv/a.git"), Some(Path::new("/srv/a.git")));
-        assert_eq!(local_path("file:///srv/a.git"), Some(Path::new("/srv/a.git")));
+        assert_eq!(
+            local_path("file:///srv/a.git"),
+            Some(Path::new("/srv/a.git"))
+        );
         assert_eq!(local_path("https://github.com/a/b.git"), None);
         assert_eq!(local_path("git@github.com:a/b.git"), None);
     }
