@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use issueloop_config::{Config, Env};
-use issueloop_ledger::SqliteLedger;
+use issueloop_ledger::{Access, SqliteLedger, StateStore};
 
 use super::output::{EXIT_FAILED, out, outln, print_json};
 use super::{CliError, Ctx};
@@ -59,22 +59,31 @@ async fn open_pipeline(config: Config, env: &Env, dry_run: bool) -> Result<Pipel
             return Err(CliError::failed("preflight", refusal));
         }
     }
-    let store = if dry_run && !config.state.path.exists() {
-        // A dry run reads the ledger but must not create one: an empty ledger in memory.
-        SqliteLedger::open(":memory:")
-    } else {
-        SqliteLedger::open(&config.state.path)
-    }
-    .map_err(|e| CliError::failed("state", e.to_string()))?;
     let forge = issueloop_forge::open_forge(&config, env)
         .await
         .map_err(|e| CliError::failed("forge", e.to_string()))?;
+    // A dry run reads the ledger but must not create one: with nothing recorded yet, an empty
+    // ledger in memory stands in for it.
+    let access = if dry_run {
+        Access::ReadOnly
+    } else {
+        Access::ReadWrite
+    };
+    let store: Arc<dyn StateStore> =
+        match crate::state::open_store(&config, env, forge.as_ref(), access).await {
+            Ok(Some(store)) => store,
+            Ok(None) => Arc::new(
+                SqliteLedger::open(":memory:")
+                    .map_err(|e| CliError::failed("state", e.to_string()))?,
+            ),
+            Err(e) => return Err(CliError::failed("state", e.to_string())),
+        };
     let workspace = issueloop_workspace::Workspace::from_config(&config.git);
     Ok(Pipeline {
         config: Arc::new(config),
         env: env.clone(),
         forge,
-        store: Arc::new(store),
+        store,
         workspace,
     })
 }

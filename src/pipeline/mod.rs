@@ -16,8 +16,8 @@ use std::sync::Arc;
 use issueloop_config::{Config, Env, RepoName};
 use issueloop_forge::{Forge, PollState, RepoInfo};
 use issueloop_ledger::{
-    BudgetDecision, Event, Journal, Ledger, ReserveOutcome, ReserveRequest, RunId,
-    RunStatus as JournalStatus, SqliteLedger, Usd, derive, utc_day,
+    BudgetDecision, Event, ReserveOutcome, ReserveRequest, RunId, RunStatus as JournalStatus,
+    StateStore, Usd, derive, utc_day,
 };
 use issueloop_triage::{CandidateFacts, Selected};
 use issueloop_workspace::Workspace;
@@ -41,7 +41,8 @@ pub struct Pipeline {
     pub config: Arc<Config>,
     pub env: Env,
     pub forge: Arc<dyn Forge>,
-    pub store: Arc<SqliteLedger>,
+    /// The ledger, journal and named values of the configured `[state] backend`.
+    pub store: Arc<dyn StateStore>,
     pub workspace: Workspace,
 }
 

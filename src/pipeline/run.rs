@@ -10,7 +10,7 @@ use std::time::Instant;
 use issueloop_config::{RunBudget, Stage};
 use issueloop_forge::{Claim, ClaimOutcome, ClaimRequest, PrRequest, Release, RepoInfo};
 use issueloop_gates::{GateReport, GateStatus};
-use issueloop_ledger::{Event, Journal, Ledger, RunId, RunStatus as JournalStatus, Usd};
+use issueloop_ledger::{Event, RunId, RunStatus as JournalStatus, Usd};
 use issueloop_policy::{CompiledPolicy, Verdict};
 use issueloop_runtime::{BackendOutcome, Brief, RunLimits};
 use issueloop_triage::{

@@ -470,3 +470,4 @@ pub fn run_of(report: &serde_json::Value, issue: u64) -> &serde_json::Value {
         .find(|r| r["issue"] == issue)
         .unwrap_or_else(|| panic!("issue {issue} not in {report:#}"))
 }
+pub mod state_github;

@@ -167,6 +167,8 @@ pub(crate) struct RawState {
     pub path: Option<String>,
     pub backend: Option<String>,
     pub url: Option<String>,
+    pub branch: Option<String>,
+    pub repo: Option<String>,
 }
 
 /// A policy file (`policies/*.toml`).

@@ -19,6 +19,11 @@ pub trait StateStore: Ledger + Journal {
     fn set_value(&self, key: &str, value: &str) -> Result<(), LedgerError>;
     /// Where the store lives, as it may be shown: a file's path, or a URL without its password.
     fn location(&self) -> String;
+    /// Charge in full, before their expiry, the open reservations of processes known dead on
+    /// this host. Stores that record no process (shared ones) leave it to [`Ledger::expire`].
+    fn expire_dead(&self, _now: jiff::Timestamp) -> Result<Vec<crate::Expired>, LedgerError> {
+        Ok(Vec::new())
+    }
 }
 
 impl StateStore for SqliteLedger {
@@ -32,6 +37,10 @@ impl StateStore for SqliteLedger {
 
     fn location(&self) -> String {
         self.path().display().to_string()
+    }
+
+    fn expire_dead(&self, now: jiff::Timestamp) -> Result<Vec<crate::Expired>, LedgerError> {
+        SqliteLedger::expire_dead(self, now)
     }
 }
 
@@ -72,6 +81,11 @@ pub fn open_state(
             }
             Ok(Some(Arc::new(SqliteLedger::open(&state.path)?)))
         }
+        // Needs git and the forge's push target: opened by `issueloop_state_github` from the
+        // binary (`issueloop::state::open_store`).
+        StateBackend::Github => Err(LedgerError::Unconfigured {
+            detail: "the `github` backend is opened together with the forge".into(),
+        }),
         StateBackend::Postgres => {
             let url = database_url(state.url.as_ref(), env)
                 .map_err(|detail| LedgerError::Unconfigured { detail })?;

@@ -750,9 +750,15 @@ impl Journal for GithubState {
 
     fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, LedgerError> {
         let mut runs = self.local.runs(limit)?;
-        for run in &mut runs {
-            run.ledger = self.entry(&run.run_id).ok().flatten();
-        }
+        // One fetch for all of them.
+        self.read(|snap| {
+            for run in &mut runs {
+                run.ledger = snap
+                    .find_run(&run.run_id)?
+                    .and_then(|(_, mut l)| l.entries.remove(&run.run_id));
+            }
+            Ok(())
+        })?;
         Ok(runs)
     }
 }
