@@ -18,6 +18,8 @@ fn two_runners_on_two_folders_share_one_daily_cap() {
     let g = GithubWorld::new(Knobs {
         daily_cap: 1.0,
         run_cost: 0.5,
+        // A slot for every issue: only the cap decides which run.
+        max_concurrent_runs: 4,
         ..Knobs::default()
     });
     use_github_state(&g);
