@@ -62,6 +62,34 @@ pub fn fetch_branch(
     Ok(tip)
 }
 
+/// Copy `commit`, and every object of its tree that `to` lacks, from `from` to `to`. The commit's
+/// parents must already be in `to` (they are the tip it is compared against).
+fn copy_missing(from: &Repository, to: &Repository, commit: Oid) -> Result<(), git2::Error> {
+    let (src, dst) = (from.odb()?, to.odb()?);
+    let mut pending = vec![commit];
+    let mut missing = Vec::new();
+    while let Some(id) = pending.pop() {
+        if dst.exists(id) {
+            continue;
+        }
+        let object = src.read(id)?;
+        match object.kind() {
+            git2::ObjectType::Commit => pending.push(from.find_commit(id)?.tree_id()),
+            git2::ObjectType::Tree => {
+                pending.extend(from.find_tree(id)?.iter().map(|e| e.id()));
+            }
+            _ => {}
+        }
+        missing.push(object);
+    }
+    // Contents before what refers to them: an interrupted copy never leaves a commit whose
+    // tree is missing.
+    for object in missing.iter().rev() {
+        dst.write(object.kind(), object.data())?;
+    }
+    Ok(())
+}
+
 /// Move `refs/heads/{branch}` of `remote` to `new` (a commit of `repo`) if it still points at
 /// `expected` (`None`: the branch must not exist yet). Never forced: a remote that moved meanwhile
 /// answers [`CasOutcome::Rejected`], and the caller fetches, decides again and retries.
@@ -162,20 +190,13 @@ fn push_local(
     expected: Option<Oid>,
     timeout: Duration,
 ) -> Result<CasOutcome, WorkspaceError> {
-    // Objects first, under a ref of this attempt alone.
-    let incoming = format!(
-        "refs/issueloop/incoming/{}-{}",
-        std::process::id(),
-        &new.to_string()[..12]
-    );
-    let spec = format!("+{new}:{incoming}");
-    if let CasOutcome::Rejected { reason } =
-        push_refspec(repo, remote, url, &spec, &incoming, timeout)?
-    {
-        return Ok(CasOutcome::Rejected { reason });
-    }
+    let _ = (remote, timeout);
     let target = Repository::open_bare(path).map_err(WorkspaceError::git(format!(
         "cannot open the repository `{url}`"
+    )))?;
+    // Objects first: the commit and whatever of its tree the remote lacks.
+    copy_missing(repo, &target, new).map_err(WorkspaceError::git(format!(
+        "cannot copy objects to `{url}`"
     )))?;
     let message = "issueloop: compare-and-swap";
     let moved = match expected {
@@ -185,9 +206,6 @@ fn push_local(
             .reference_matching(refname, new, true, old, message)
             .map(|_| ()),
     };
-    if let Ok(mut r) = target.find_reference(&incoming) {
-        let _ = r.delete();
-    }
     match moved {
         Ok(()) => Ok(CasOutcome::Updated),
         Err(e)
