@@ -64,7 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     s.spawn(move || -> Result<usize, String> {
                         let mut n = 0;
                         for k in 0..per_writer {
-                            let run = RunId::parse(&format!("w{w}-r{k}")).map_err(|e| e)?;
+                            let run = RunId::parse(&format!("w{w}-r{k}"))?;
                             if let ReserveOutcome::Reserved(_) = store
                                 .reserve(&request(run, now))
                                 .map_err(|e| e.to_string())?
