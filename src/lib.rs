@@ -20,6 +20,7 @@ pub use issueloop_forge as forge;
 pub use issueloop_gates as gates;
 pub use issueloop_ledger as ledger;
 pub use issueloop_policy as policy;
+pub use issueloop_process as process;
 pub use issueloop_runtime as runtime;
 pub use issueloop_triage as triage;
 pub use issueloop_workspace as workspace;

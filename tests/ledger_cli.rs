@@ -76,6 +76,7 @@ fn fill(db: &Path) -> (RunId, RunId) {
             cost_usd: 5.8,
             cost_source: "reported".into(),
             usage: serde_json::json!({"input_tokens": 1200}),
+            error: None,
         },
         Event::StageStarted {
             stage: "evaluate".into(),

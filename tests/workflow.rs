@@ -124,7 +124,7 @@ fn a_scheduled_tick_opens_one_draft_pr_reports_it_and_keeps_the_ledger() {
     );
 
     // The agent ran as Claude Code, with the template's key and without a GitHub token.
-    let calls = std::fs::read_to_string(job.home.join("claude-standin.log")).unwrap();
+    let calls = std::fs::read_to_string(job.home.join(".claude/claude-standin.log")).unwrap();
     let lines: Vec<&str> = calls.lines().collect();
     assert_eq!(lines.len(), 4, "two runs:\n{calls}");
     for pair in lines.chunks(2) {
@@ -176,7 +176,7 @@ fn a_scheduled_tick_opens_one_draft_pr_reports_it_and_keeps_the_ledger() {
         again.summary
     );
     assert!(
-        !again.home.join("claude-standin.log").exists(),
+        !again.home.join(".claude/claude-standin.log").exists(),
         "no agent ran again"
     );
 }
@@ -218,7 +218,7 @@ fn manual_runs_refuse_a_bad_issue_number_write_nothing_on_a_dry_run_and_take_one
     assert!(w.fake.pulls(REPO).is_empty());
     assert_eq!(w.runner.cache_keys(), keys_before.as_slice());
     assert!(
-        !job.home.join("claude-standin.log").exists(),
+        !job.home.join(".claude/claude-standin.log").exists(),
         "no agent ran"
     );
     let row = job

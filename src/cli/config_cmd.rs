@@ -103,7 +103,24 @@ fn resolved_paths(config: &Config) -> Vec<ResolvedPath> {
     }
     push("base_dir", shown(&config.base_dir));
     push("git.cache_dir", shown(&config.git.cache_dir));
-    push("state.path", shown(&config.state.path));
+    match config.state.backend {
+        issueloop_config::StateBackend::Sqlite => push("state.path", shown(&config.state.path)),
+        // The password replaced; a URL from the environment is not part of the file.
+        issueloop_config::StateBackend::Postgres => push(
+            "state.url",
+            config.state.url.as_ref().map_or_else(
+                || format!("from `{}`", issueloop_config::DATABASE_URL_VAR),
+                |url| url.redacted(),
+            ),
+        ),
+        issueloop_config::StateBackend::Github => {
+            push("state.path", shown(&config.state.path));
+            push(
+                "state.branch",
+                super::ledger::github_state_location(config),
+            );
+        }
+    }
     if config.forge.kind == issueloop_config::ForgeKind::Local {
         push("forge.local_path", shown(&config.forge.local_path));
     }
@@ -159,6 +176,21 @@ pub fn render(config: &Config) -> String {
     );
     let repos: Vec<String> = config.repos.iter().map(|r| r.full()).collect();
     let _ = writeln!(out, "repos        {}", repos.join(", "));
+    let _ = writeln!(
+        out,
+        "state        {} ({})",
+        config.state.backend,
+        match (config.state.backend, &config.state.url) {
+            (issueloop_config::StateBackend::Sqlite, _) => config.state.path.display().to_string(),
+            // The password replaced.
+            (issueloop_config::StateBackend::Postgres, Some(url)) => url.redacted(),
+            (issueloop_config::StateBackend::Postgres, None) => {
+                format!("URL from `{}`", issueloop_config::DATABASE_URL_VAR)
+            }
+            (issueloop_config::StateBackend::Github, _) =>
+                super::ledger::github_state_location(config),
+        }
+    );
     let l = &config.labels;
     let _ = writeln!(
         out,

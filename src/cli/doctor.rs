@@ -1,6 +1,7 @@
 //! `issueloop doctor`: the stage → backend table with each program found or not and its
-//! version, and everything that would stop a run at start — the same check `run` and `serve`
-//! make before taking work.
+//! version, the containment of agents and gates (sandbox, Landlock ABI, process hardening), and
+//! everything that would stop a run at start — the same check `run` and `serve` make before
+//! taking work.
 
 use super::output::out;
 use std::fmt::Write as _;
@@ -18,21 +19,115 @@ pub struct DoctorArgs {}
 pub fn run(_args: DoctorArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
     let config = ctx.load_config_or_builtin()?;
     let check = preflight(&config, &ctx.env);
+    let containment = Containment::of(&config);
     if ctx.global.json {
-        print_json(&check)?;
+        let mut value = serde_json::to_value(&check).unwrap_or_default();
+        if let Some(object) = value.as_object_mut() {
+            object.insert(
+                "sandbox".into(),
+                serde_json::to_value(&containment).unwrap_or_default(),
+            );
+        }
+        print_json(&value)?;
     } else {
         let file = config
             .file
             .as_ref()
             .map(|f| format!("`{}`", f.display()))
             .unwrap_or_else(|| "the built-in defaults (no configuration file)".into());
-        out!("configuration {file}\n\n{}", render(&check));
+        out!(
+            "configuration {file}\n\n{}\n{}",
+            render(&check),
+            containment.render()
+        );
     }
     Ok(if check.ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_FAILED)
     })
+}
+
+/// How agents and gates are contained on this machine with this configuration.
+#[derive(Debug, serde::Serialize)]
+pub struct Containment {
+    /// `[sandbox] mode`.
+    pub mode: &'static str,
+    /// `enforced`, `unavailable`, `off` or `refused`.
+    pub status: &'static str,
+    pub landlock_abi: Option<i32>,
+    pub kernel: String,
+    pub gate_network: &'static str,
+    pub extra_writable: Vec<String>,
+    /// This process could make itself non-dumpable and a child subreaper.
+    pub non_dumpable: bool,
+    pub subreaper: bool,
+}
+
+impl Containment {
+    pub fn of(config: &issueloop_config::Config) -> Containment {
+        let support = issueloop_process::support();
+        let decision = issueloop_runtime::sandbox_decision(config.sandbox.mode, support);
+        let hardening = issueloop_process::hardening().unwrap_or_default();
+        Containment {
+            mode: config.sandbox.mode.as_str(),
+            status: decision.status(),
+            landlock_abi: match support {
+                issueloop_process::Support::Available { abi } => Some(abi),
+                _ => None,
+            },
+            kernel: issueloop_process::kernel_release(),
+            gate_network: match config.sandbox.network {
+                issueloop_config::SandboxNetwork::Open => "open",
+                issueloop_config::SandboxNetwork::Deny => "deny",
+            },
+            extra_writable: config
+                .sandbox
+                .extra_writable
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            non_dumpable: hardening.non_dumpable,
+            subreaper: hardening.subreaper,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let abi = self
+            .landlock_abi
+            .map_or_else(|| "no Landlock".to_owned(), |a| format!("Landlock ABI {a}"));
+        let status = match self.status {
+            "enforced" => "on: agents and gates write only their run's directories",
+            "unavailable" => "UNAVAILABLE: agents and gates run unsandboxed (best_effort)",
+            "off" => "off: agents and gates can write anything this user can",
+            _ => "REFUSED: the kernel cannot enforce the required sandbox",
+        };
+        let mut out = String::new();
+        let _ = writeln!(out, "sandbox      {status}");
+        let _ = writeln!(
+            out,
+            "             mode = \"{}\", {abi}, Linux {}, gate network {}",
+            self.mode, self.kernel, self.gate_network
+        );
+        if !self.extra_writable.is_empty() {
+            let _ = writeln!(
+                out,
+                "             extra writable: {}",
+                self.extra_writable.join(", ")
+            );
+        }
+        let _ = writeln!(
+            out,
+            "process      non-dumpable: {}, child subreaper: {}",
+            yes_no(self.non_dumpable),
+            yes_no(self.subreaper)
+        );
+        out
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
 }
 
 /// The human-readable check.

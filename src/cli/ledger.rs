@@ -2,11 +2,11 @@
 
 use super::output::out;
 use std::fmt::Write as _;
-use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use issueloop_ledger::{DayUsage, Ledger, LedgerEntry, LedgerError, SqliteLedger, Usd, utc_day};
+use issueloop_config::{Config, Env, StateBackend, database_url};
+use issueloop_ledger::{Access, DayUsage, LedgerEntry, LedgerError, Usd, open_state, utc_day};
 use jiff::Timestamp;
 use jiff::civil::Date;
 
@@ -41,17 +41,16 @@ fn show(args: ShowArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
     let config = ctx.load_config()?;
     let now = Timestamp::now();
     let day = args.day.unwrap_or_else(|| utc_day(now));
-    let path = &config.state.path;
-    // Reading never creates the state database: a missing file is a day with nothing in it.
-    let (usage, entries) = if path.exists() {
-        let ledger = SqliteLedger::open(path).map_err(state_error)?;
-        (
-            ledger.day_usage(day).map_err(state_error)?,
-            ledger.entries(day).map_err(state_error)?,
-        )
-    } else {
-        (DayUsage::empty(day), Vec::new())
-    };
+    let location = state_location(&config, &ctx.env);
+    // Reading never creates the state database: a missing one is a day with nothing in it.
+    let (usage, entries) =
+        match open_state(&config.state, &ctx.env, Access::ReadOnly).map_err(state_error)? {
+            Some(ledger) => (
+                ledger.day_usage(day).map_err(state_error)?,
+                ledger.entries(day).map_err(state_error)?,
+            ),
+            None => (DayUsage::empty(day), Vec::new()),
+        };
     let view = DayView {
         cap: Usd::from_dollars(config.budget.daily_cap_usd),
         max_runs: config.budget.max_runs_per_day,
@@ -62,9 +61,32 @@ fn show(args: ShowArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
     if ctx.global.json {
         print_json(&view.to_json())?;
     } else {
-        out!("{}", view.render(path));
+        out!("{}", view.render(&location));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the configured state lives, as it may be shown: the SQLite file, or the PostgreSQL
+/// URL with its password replaced.
+pub fn state_location(config: &Config, env: &Env) -> String {
+    match config.state.backend {
+        StateBackend::Sqlite => config.state.path.display().to_string(),
+        StateBackend::Postgres => database_url(config.state.url.as_ref(), env)
+            .map(|url| url.redacted())
+            .unwrap_or_else(|_| "postgres (no URL configured)".into()),
+        StateBackend::Github => github_state_location(config),
+    }
+}
+
+/// `branch `issueloop/state` of `acme/app``: where the `github` backend keeps the ledger.
+pub fn github_state_location(config: &Config) -> String {
+    let repo = config
+        .state
+        .repo
+        .as_ref()
+        .or(config.repos.first())
+        .map_or_else(|| "(no repository)".to_owned(), |r| r.full());
+    format!("branch `{}` of `{repo}`", config.state.branch)
 }
 
 /// A ledger or journal error as the CLI reports it (exit 1).
@@ -103,15 +125,10 @@ impl DayView {
         })
     }
 
-    fn render(&self, path: &Path) -> String {
+    fn render(&self, location: &str) -> String {
         let u = &self.usage;
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "ledger for {} (UTC), state `{}`\n",
-            u.day,
-            path.display()
-        );
+        let _ = writeln!(out, "ledger for {} (UTC), state `{location}`\n", u.day);
         let _ = writeln!(out, "spent      {}", u.spent);
         let _ = writeln!(out, "reserved   {}", u.reserved);
         let _ = writeln!(

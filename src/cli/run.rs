@@ -9,6 +9,7 @@ use clap::Args;
 use issueloop_config::{Config, Env};
 use issueloop_ledger::{Access, SqliteLedger, StateStore};
 
+use super::ledger::state_error;
 use super::output::{EXIT_FAILED, out, outln, print_json};
 use super::{CliError, Ctx};
 use crate::pipeline::{IssueFilter, Pipeline, TickOptions, TickVerdict};
@@ -72,11 +73,8 @@ async fn open_pipeline(config: Config, env: &Env, dry_run: bool) -> Result<Pipel
     let store: Arc<dyn StateStore> =
         match crate::state::open_store(&config, env, forge.as_ref(), access).await {
             Ok(Some(store)) => store,
-            Ok(None) => Arc::new(
-                SqliteLedger::open(":memory:")
-                    .map_err(|e| CliError::failed("state", e.to_string()))?,
-            ),
-            Err(e) => return Err(CliError::failed("state", e.to_string())),
+            Ok(None) => Arc::new(SqliteLedger::open(":memory:").map_err(state_error)?),
+            Err(e) => return Err(state_error(e)),
         };
     let workspace = issueloop_workspace::Workspace::from_config(&config.git);
     Ok(Pipeline {

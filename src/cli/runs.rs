@@ -5,17 +5,16 @@ use issueloop_config::clean_line;
 
 use super::output::{out, outln};
 use std::fmt::Write as _;
-use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use issueloop_ledger::{
-    EntryState, Event, Journal, JournalEntry, Ledger, LedgerEntry, RunId, RunStatus, RunSummary,
-    SqliteLedger, derive_status, stage_runtimes,
+    Access, EntryState, Event, JournalEntry, LedgerEntry, RunId, RunStatus, RunSummary, StateStore,
+    derive_status, open_state, stage_runtimes,
 };
 use jiff::Timestamp;
 
-use super::ledger::{state_error, table};
+use super::ledger::{state_error, state_location, table};
 use super::output::print_json;
 use super::{CliError, Ctx};
 
@@ -47,24 +46,20 @@ fn parse_run_id(text: &str) -> Result<RunId, String> {
 
 pub fn run(cmd: RunsCommand, ctx: &Ctx) -> Result<ExitCode, CliError> {
     let config = ctx.load_config()?;
-    let path = &config.state.path;
+    let location = state_location(&config, &ctx.env);
     // Reading never creates the state database.
-    let store = if path.exists() {
-        Some(SqliteLedger::open(path).map_err(state_error)?)
-    } else {
-        None
-    };
+    let store = open_state(&config.state, &ctx.env, Access::ReadOnly).map_err(state_error)?;
     match cmd {
-        RunsCommand::List(args) => list(store.as_ref(), args, ctx, path),
-        RunsCommand::Show(args) => show(store.as_ref(), args, ctx, path),
+        RunsCommand::List(args) => list(store.as_deref(), args, ctx, &location),
+        RunsCommand::Show(args) => show(store.as_deref(), args, ctx, &location),
     }
 }
 
 fn list(
-    store: Option<&SqliteLedger>,
+    store: Option<&dyn StateStore>,
     args: ListArgs,
     ctx: &Ctx,
-    path: &Path,
+    location: &str,
 ) -> Result<ExitCode, CliError> {
     let runs = match store {
         Some(s) => s.runs(args.limit).map_err(state_error)?,
@@ -76,7 +71,7 @@ fn list(
         return Ok(ExitCode::SUCCESS);
     }
     if runs.is_empty() {
-        outln!("no runs recorded in `{}`", path.display());
+        outln!("no runs recorded in `{location}`");
         return Ok(ExitCode::SUCCESS);
     }
     let now = Timestamp::now();
@@ -116,10 +111,10 @@ fn summary_json(r: &RunSummary) -> serde_json::Value {
 }
 
 fn show(
-    store: Option<&SqliteLedger>,
+    store: Option<&dyn StateStore>,
     args: ShowArgs,
     ctx: &Ctx,
-    path: &Path,
+    location: &str,
 ) -> Result<ExitCode, CliError> {
     let (entries, ledger) = match store {
         Some(s) => (
@@ -130,9 +125,8 @@ fn show(
     };
     if entries.is_empty() && ledger.is_none() {
         return Err(CliError::usage(format!(
-            "no run `{}` in `{}`; `issueloop runs list` shows the recent ones",
+            "no run `{}` in `{location}`; `issueloop runs list` shows the recent ones",
             args.run_id,
-            path.display()
         )));
     }
     let events: Vec<Event> = entries.iter().filter_map(JournalEntry::event).collect();

@@ -7,6 +7,7 @@
 //! decides deterministically which issue runs) → run the reserved issues, at most
 //! `max_concurrent_runs` at once → report.
 
+mod contain;
 mod outcome;
 mod run;
 

@@ -22,6 +22,7 @@ use jiff::Timestamp;
 use tracing::Instrument;
 
 use super::Pipeline;
+use super::contain::Containment;
 use super::outcome::{Reason, RunFailure, agent_failure, agent_start_failure};
 use crate::brief::{BriefInput, GateFailure, evaluate_brief, execute_brief, reflect_brief};
 use crate::report::{RunStatus, RunSummary};
@@ -59,6 +60,8 @@ struct RunState {
     verdict: Option<Verdict>,
     summary: String,
     claim: Option<Claim>,
+    /// The run directory and sandboxes of its agents and gates (set with the worktree).
+    containment: Option<Containment>,
 }
 
 /// How a run ended, and a failure of the state store while recording it (which fails the tick:
@@ -97,6 +100,7 @@ impl Pipeline {
             verdict: None,
             summary: String::new(),
             claim: None,
+            containment: None,
         };
         let mut worktree = None;
         let result = self
@@ -187,6 +191,37 @@ impl Pipeline {
         .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?;
         let worktree = worktree.insert(wt);
         crate::failpoint::hit(&self.env, "after_worktree");
+
+        // Agents and gates write only the worktree, its private gitdir and the run's directory.
+        let support = issueloop_process::support();
+        let decision = issueloop_runtime::sandbox_decision(self.config.sandbox.mode, support);
+        if decision == issueloop_runtime::SandboxDecision::Refuse {
+            return Err(RunFailure::new(
+                Reason::WorkspaceError,
+                format!(
+                    "the agent sandbox is required but this kernel cannot enforce it: {support} (Linux {})",
+                    issueloop_process::kernel_release()
+                ),
+            ));
+        }
+        if decision == issueloop_runtime::SandboxDecision::Unavailable {
+            tracing::warn!(%support, "the agent sandbox is unavailable; the agent runs unsandboxed (`[sandbox] mode = \"best_effort\"`)");
+        }
+        let containment = Containment::new(
+            &self.config,
+            &self.env,
+            worktree.path(),
+            &worktree.private_gitdir(),
+            support,
+        )
+        .map_err(|e| {
+            RunFailure::new(
+                Reason::WorkspaceError,
+                format!("cannot create the run's directory: {e}"),
+            )
+        })?;
+        self.journal(&item.run_id, containment.event.clone());
+        state.containment = Some(containment);
 
         let policy = self.config.policy.for_repo(Some(repo));
         let acceptance =
@@ -556,6 +591,14 @@ impl Pipeline {
             },
         )
         .map_err(|e| agent_start_failure(stage.as_str(), &e))?;
+        let mut invocation = invocation;
+        if state
+            .containment
+            .as_ref()
+            .is_some_and(|c| c.agent.is_some())
+        {
+            super::contain::inside_our_sandbox(&mut invocation);
+        }
         self.journal(
             &item.run_id,
             Event::StageStarted {
@@ -566,7 +609,15 @@ impl Pipeline {
         tracing::info!(stage = %stage, backend = invocation.runtime_id(), budget = remaining, "stage started: {invocation}");
         state.agent_started = true;
         let started = Instant::now();
-        let run = issueloop_runtime::run(&invocation, worktree.path(), &limits, &self.env);
+        let (env, sandbox) = match &state.containment {
+            Some(c) => (&c.env, c.agent.clone()),
+            None => (&self.env, None),
+        };
+        let options = issueloop_runtime::RunOptions {
+            sandbox,
+            ..issueloop_runtime::RunOptions::default()
+        };
+        let run = issueloop_runtime::run_with(&invocation, worktree.path(), &limits, env, options);
         let outcome = tokio::select! {
             outcome = run => outcome,
             () = shutdown.aborting() => {
@@ -592,6 +643,7 @@ impl Pipeline {
                 cost_usd: cost,
                 cost_source: outcome.cost_source.as_str().to_owned(),
                 usage: serde_json::to_value(outcome.usage).unwrap_or_default(),
+                error: outcome.error.clone().filter(|_| !outcome.succeeded()),
             },
         );
         state.stages.push(StageRow {
@@ -628,7 +680,11 @@ impl Pipeline {
         let selected = issueloop_gates::select(&repo_facts, &changed, explicit);
         let allowlist = self.config.policy.for_repo(Some(repo)).allowlist;
         let planned = issueloop_gates::plan(&selected, &repo_facts, &allowlist);
-        let options = issueloop_gates::RunOptions::new(&self.config.gates, self.env.clone());
+        let mut options = issueloop_gates::RunOptions::new(&self.config.gates, self.env.clone());
+        if let Some(c) = &state.containment {
+            options.env = c.env.clone();
+            options.sandbox = c.gates.clone();
+        }
         let report = issueloop_gates::run_gates(worktree.path(), &planned, &options)
             .await
             .map_err(|e| RunFailure::new(Reason::GatesFailed, e.to_string()))?;
@@ -858,7 +914,9 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 
 /// The commit where the worktree's start left `base` (the default branch's head).
 fn fork_point(worktree: &Worktree, base: &str) -> Result<String, git2::Error> {
-    let repo = git2::Repository::open(worktree.path())?;
+    let repo = worktree
+        .repository()
+        .map_err(|e| git2::Error::from_str(&e.to_string()))?;
     let start = git2::Oid::from_str(&worktree.start_commit())?;
     let base = git2::Oid::from_str(base)?;
     Ok(repo.merge_base(start, base)?.to_string())
@@ -871,7 +929,9 @@ fn forge_failure(e: issueloop_forge::ForgeError) -> RunFailure {
 /// Files, insertions and deletions of the branch's change: from where its tip left `base` (the
 /// default branch's head) to its tip, as `git diff --stat` counts them.
 fn committed_diff_stat(worktree: &Worktree, base: &str) -> Result<DiffStat, git2::Error> {
-    let repo = git2::Repository::open(worktree.path())?;
+    let repo = worktree
+        .repository()
+        .map_err(|e| git2::Error::from_str(&e.to_string()))?;
     let tip = repo.find_commit(git2::Oid::from_str(&worktree.tip_commit())?)?;
     let fork = repo.merge_base(tip.id(), git2::Oid::from_str(base)?)?;
     let diff = repo.diff_tree_to_tree(

@@ -74,6 +74,10 @@ env = ["E2E_AGENT_LOG"]
 [run]
 reflect_attempts = 0
 
+[sandbox]
+# Where the tests watch the agent from (its log).
+extra_writable = ["{up}observe"]
+
 [gates.repos."{REPO}"]
 commands = [["python3", "-m", "unittest", "discover", "-s", "tests", "-t", "."]]
 {extra}"#

@@ -7,6 +7,8 @@
 
 pub mod checkout;
 pub mod github;
+pub mod hostile;
+pub mod postgres;
 pub mod workflow;
 
 use std::path::{Path, PathBuf};
@@ -139,6 +141,11 @@ shutdown_grace = "{shutdown}"
 
 [state]
 path = "state.sqlite"
+
+[sandbox]
+# Where the tests watch the agent from (its log); the rest of this folder (state, mirrors,
+# config) stays closed to it. Kept last: a test may append keys to this table.
+extra_writable = ["observe"]
 "#,
                 cap = knobs.daily_cap,
                 runs = knobs.max_runs_per_day,
@@ -152,8 +159,9 @@ path = "state.sqlite"
             ),
         )
         .unwrap();
+        std::fs::create_dir_all(root.join("observe")).unwrap();
         World {
-            agent_log: root.join("agent.log"),
+            agent_log: root.join("observe").join("agent.log"),
             dir,
             config,
             remote,
@@ -470,4 +478,6 @@ pub fn run_of(report: &serde_json::Value, issue: u64) -> &serde_json::Value {
         .find(|r| r["issue"] == issue)
         .unwrap_or_else(|| panic!("issue {issue} not in {report:#}"))
 }
+pub mod hostile_git;
+pub mod model_server;
 pub mod state_github;

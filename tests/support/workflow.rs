@@ -1457,7 +1457,8 @@ commands = [["python3", "-m", "unittest", "discover", "-s", "tests", "-t", "."]]
 
 /// Claude Code as far as issueloop uses it: `--version`, and `-p --output-format stream-json …`
 /// with the brief on stdin, answered by the scripted agent (`agent.py`, which speaks Claude
-/// Code's stream-json). Each call is recorded in `~/claude-standin.log` with whether the agent's
+/// Code's stream-json). Each call is recorded in `~/.claude/claude-standin.log` (Claude Code's own
+/// state folder, the one place of `$HOME` a sandboxed agent may write) with whether the agent's
 /// key and a GitHub token reached it.
 fn claude_standin() -> String {
     let agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/agent.py");
@@ -1467,11 +1468,12 @@ if [ "${{1:-}}" = "--version" ]; then
   echo "2.1.7 (Claude Code)"
   exit 0
 fi
+mkdir -p "$HOME/.claude"
 {{
   printf 'argv:'
   printf ' %s' "$@"
   printf '\nANTHROPIC_API_KEY=%s GITHUB_TOKEN=%s\n' "${{ANTHROPIC_API_KEY:+set}}" "${{GITHUB_TOKEN:+set}}"
-}} >>"$HOME/claude-standin.log"
+}} >>"$HOME/.claude/claude-standin.log"
 exec python3 '{agent}'
 "#,
         agent = agent.display()

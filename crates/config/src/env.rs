@@ -72,8 +72,9 @@ impl fmt::Debug for Env {
     }
 }
 
-/// Names of environment variables that carry forge credentials. They are removed from every
-/// agent's and gate's environment, whatever a configuration asks to pass through.
+/// Names of environment variables that carry forge credentials (and the state database's URL,
+/// with its password). They are removed from every agent's and gate's environment, whatever a
+/// configuration asks to pass through.
 pub const CREDENTIAL_VARS: &[&str] = &[
     "GITHUB_TOKEN",
     "GH_TOKEN",
@@ -83,6 +84,8 @@ pub const CREDENTIAL_VARS: &[&str] = &[
     "ISSUELOOP_GITHUB_TOKEN",
     "ACTIONS_RUNTIME_TOKEN",
     "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    // An agent that could reach the ledger could rewrite the day's spend.
+    "ISSUELOOP_DATABASE_URL",
 ];
 
 /// A secret string (a token, a private key) that never shows itself in `Debug` or `Display`.

@@ -6,6 +6,7 @@
 
 mod env;
 mod error;
+mod gate_options;
 mod human;
 mod load;
 mod model;
@@ -14,12 +15,14 @@ mod policy;
 mod raw;
 pub mod redact;
 mod runtime;
+mod sandbox;
 mod state;
 mod suggest;
 mod validate;
 
 pub use env::{CREDENTIAL_VARS, Env, Secret};
 pub use error::{ConfigError, ConfigWarning, LoadError};
+pub use gate_options::{GUARDED_GATE_OPTIONS, GuardedOption, guarded_option};
 pub use human::human_duration;
 pub use load::{load_file, load_str};
 pub use model::*;
@@ -32,6 +35,7 @@ pub use redact::{
     clean_line, clean_multiline, looks_like_secret, redact, register_env_secrets, register_secret,
 };
 pub use runtime::{BackendKind, RuntimeProfile, Stage};
+pub use sandbox::{SandboxConfig, SandboxMode, SandboxNetwork};
 pub use state::{DATABASE_URL_VAR, DatabaseUrl, StateBackend, database_url, redact_url};
 pub use suggest::did_you_mean;
 pub use validate::{COMMAND_FORMATS, looks_like_github_token, normalize_cron};

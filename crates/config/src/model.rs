@@ -35,6 +35,7 @@ pub struct Config {
     pub publish: PublishConfig,
     pub service: ServiceConfig,
     pub state: StateConfig,
+    pub sandbox: crate::sandbox::SandboxConfig,
     #[serde(skip)]
     pub models: ModelTable,
     pub warnings: Vec<ConfigWarning>,

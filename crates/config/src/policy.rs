@@ -18,6 +18,10 @@ pub struct AllowRule {
     /// Allowed argv prefixes after the program, each split on spaces (`"-m pytest"`); `None`
     /// allows any arguments.
     pub subcommands: Option<Vec<Vec<String>>>,
+    /// Options of the program a gate may use although they name a program or a package
+    /// source (`--with`; see [`crate::GUARDED_GATE_OPTIONS`]). Empty: none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
     /// Which policy file the rule came from.
     pub source: String,
 }
@@ -141,7 +145,7 @@ pub(crate) fn parse_policy_file(
     file: &Path,
     source: &str,
 ) -> Result<PolicyFile, Vec<ConfigError>> {
-    let (raw, errors, _) = parse_strict::<RawPolicyFile>(text, file);
+    let (raw, errors, doc) = parse_strict::<RawPolicyFile>(text, file);
     let raw = match raw {
         Some(raw) if errors.is_empty() => raw,
         _ => return Err(errors),
@@ -158,9 +162,15 @@ pub(crate) fn parse_policy_file(
                     .map(|s| s.split_whitespace().map(str::to_owned).collect())
                     .collect()
             }),
+            options: r.options.unwrap_or_default(),
             source: source.to_owned(),
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let option_errors =
+        crate::gate_options::validate_rule_options(&allowlist, file, text, doc.as_ref());
+    if !option_errors.is_empty() {
+        return Err(option_errors);
+    }
     let limits = raw.limits.unwrap_or_default();
     Ok(PolicyFile {
         allowlist,

@@ -21,6 +21,7 @@ pub(crate) struct RawConfig {
     pub publish: Option<RawPublish>,
     pub service: Option<RawService>,
     pub state: Option<RawState>,
+    pub sandbox: Option<RawSandbox>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -171,6 +172,14 @@ pub(crate) struct RawState {
     pub repo: Option<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSandbox {
+    pub mode: Option<String>,
+    pub extra_writable: Option<Vec<String>>,
+    pub network: Option<String>,
+}
+
 /// A policy file (`policies/*.toml`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -192,6 +201,7 @@ pub(crate) struct RawPolicyGates {
 pub(crate) struct RawAllowRule {
     pub program: String,
     pub subcommands: Option<Vec<String>>,
+    pub options: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -94,6 +94,29 @@ impl DatabaseUrl {
         &self.0
     }
 
+    /// The password, from the user-info part or a `password=` parameter, if the URL has one
+    /// (so it can be registered with the redaction rule).
+    pub fn password(&self) -> Option<String> {
+        let rest = self.0.split_once("://").map_or(self.0.as_str(), |(_, r)| r);
+        let from_query = rest.split_once('?').and_then(|(_, q)| {
+            q.split('&').find_map(|kv| match kv.split_once('=') {
+                Some((k, v)) if k.eq_ignore_ascii_case("password") => Some(v.to_owned()),
+                _ => None,
+            })
+        });
+        let authority_end = {
+            let from = rest.rfind('@').map_or(0, |i| i + 1);
+            rest[from..]
+                .find(['/', '?'])
+                .map_or(rest.len(), |i| from + i)
+        };
+        let from_userinfo = rest[..authority_end]
+            .rsplit_once('@')
+            .and_then(|(userinfo, _)| userinfo.split_once(':'))
+            .map(|(_, pw)| pw.to_owned());
+        from_userinfo.or(from_query).filter(|p| !p.is_empty())
+    }
+
     /// The URL as it may be shown: the password replaced by `***`.
     pub fn redacted(&self) -> String {
         redact_url(&self.0)
@@ -227,6 +250,18 @@ mod tests {
             assert!(shown.contains("u:***@h"), "{shown}");
         }
         assert_eq!(url.expose(), "postgres://u:hunter2@h/db");
+    }
+
+    #[test]
+    fn the_password_is_found_and_the_variable_never_reaches_an_agent() {
+        let pw = |u: &str| DatabaseUrl::parse(u).unwrap().password();
+        assert_eq!(pw("postgres://u:p@ss/w@h/db").as_deref(), Some("p@ss/w"));
+        assert_eq!(
+            pw("postgres://u@h/db?password=x1&sslmode=disable").as_deref(),
+            Some("x1")
+        );
+        assert_eq!(pw("postgres://u@h/db"), None);
+        assert!(crate::CREDENTIAL_VARS.contains(&DATABASE_URL_VAR));
     }
 
     #[test]

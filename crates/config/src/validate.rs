@@ -260,6 +260,10 @@ fn build(raw: RawConfig, c: &mut Checker<'_>, base_dir: &AbsPath, require_repos:
     };
     let service = service(raw.service.unwrap_or_default(), c);
     let state = state(raw.state.unwrap_or_default(), c, base_dir);
+    let (sandbox, problems) = crate::sandbox::sandbox(raw.sandbox.unwrap_or_default(), base_dir);
+    for (path, message, hint) in problems {
+        c.error(&path, message, hint);
+    }
     let file = c.loc.abs_file.clone();
     Config {
         file,
@@ -277,6 +281,7 @@ fn build(raw: RawConfig, c: &mut Checker<'_>, base_dir: &AbsPath, require_repos:
         publish,
         service,
         state,
+        sandbox,
         models: builtin_models(),
         warnings: std::mem::take(&mut c.warnings),
     }
@@ -999,6 +1004,18 @@ fn policy(
             &mut loosenings,
         );
         policy.repos.insert(repo, rp);
+    }
+    // Gate options that name a program or a package source, allowed by a policy file.
+    for rule in &policy.allowlist {
+        for option in &rule.options {
+            loosenings.push(Loosening {
+                key: format!("gates.allow[program = \"{}\"].options", rule.program),
+                description: format!(
+                    "gates may use `{} {option}` (policy file `{}`)",
+                    rule.program, rule.source
+                ),
+            });
+        }
     }
     policy.loosenings = loosenings;
     policy

@@ -231,3 +231,48 @@ fn the_github_state_backend_names_its_repository_and_branch() {
     assert_eq!(config.state.branch, "issueloop/state");
     assert_eq!(config.state.repo, None);
 }
+
+#[test]
+fn gate_options_allowed_by_a_policy_file_are_validated_and_listed_as_loosenings() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("issueloop.toml");
+    std::fs::write(
+        &config,
+        "repos = [\"acme/api\"]\n\n[policy]\nfiles = [\"team.toml\"]\n",
+    )
+    .unwrap();
+    let team = dir.path().join("team.toml");
+    std::fs::write(
+        &team,
+        "[[gates.allow]]\nprogram = \"uv\"\nsubcommands = [\"run\"]\noptions = [\"--with\"]\n",
+    )
+    .unwrap();
+    let loaded = load_file(&config).unwrap();
+    let uv = loaded
+        .policy
+        .allowlist
+        .iter()
+        .find(|r| r.source == "team.toml")
+        .unwrap();
+    assert_eq!(uv.options, ["--with"]);
+    assert!(
+        loaded
+            .policy
+            .loosenings
+            .iter()
+            .any(|l| l.key == "gates.allow[program = \"uv\"].options"
+                && l.description.contains("`uv --with`")),
+        "{:?}",
+        loaded.policy.loosenings
+    );
+
+    std::fs::write(
+        &team,
+        "[[gates.allow]]\nprogram = \"cargo\"\noptions = [\"--with\"]\n",
+    )
+    .unwrap();
+    let err = load_file(&config).unwrap_err().to_string();
+    assert!(err.contains("team.toml:3:"), "{err}");
+    assert!(err.contains("gates.allow[0].options[0]"), "{err}");
+    assert!(err.contains("`--config`"), "the hint lists cargo's: {err}");
+}

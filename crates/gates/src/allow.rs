@@ -52,6 +52,17 @@ pub enum RejectReason {
     RelativePath {
         program: String,
     },
+    /// An option that names a program or a package source, which no rule for the program
+    /// allows (`uv run --python /tmp/x`, `cargo test --config …`).
+    OptionNotAllowed {
+        program: String,
+        /// The option's spelling in a rule's `options` (`--python`).
+        option: String,
+        /// As written in the gate, with its value.
+        written: String,
+        /// What the option would let the gate do.
+        why: String,
+    },
     /// The command that `uv run` would run is rejected.
     UvRunPayload {
         inner: Box<RejectReason>,
@@ -107,6 +118,18 @@ impl fmt::Display for RejectReason {
                 "`{program}` is a relative path, i.e. a file in the worktree under test; gates run \
                  programs found on `PATH` or at an absolute path"
             ),
+            RejectReason::OptionNotAllowed {
+                program,
+                option,
+                written,
+                why,
+            } => write!(
+                f,
+                "`{written}` is refused: it {why}, and a gate runs code the change under test \
+                 controls; if this repository needs it, allow it with `options = [\"{option}\"]` \
+                 in a `[[gates.allow]] program = \"{program}\"` rule of a policy file listed in \
+                 `[policy] files`"
+            ),
             RejectReason::UvRunPayload { inner } => {
                 write!(f, "the command `uv run` would run is rejected: {inner}")
             }
@@ -136,34 +159,49 @@ fn in_force(policy_files: &[String]) -> String {
 /// `PATH`), or an absolute path that a rule names exactly; a relative path never passes. A rule
 /// with `subcommands` also needs the arguments to start with one of its prefixes. For a
 /// `uv run` gate the command uv runs is checked the same way (`uv run -m X` as `python -m X`,
-/// a `.py` file as `python FILE`).
+/// a `.py` file as `python FILE`). Options that name a program or a package source
+/// (`uv run --python /tmp/x`, `--with`, `cargo --config`, `npm --script-shell`) are refused
+/// unless a rule for the program lists them in `options`.
 pub fn check(prepared: &PreparedArgv, rules: &[AllowRule]) -> GateCheck {
     let argv = prepared.argv();
+    let refused_option = || {
+        crate::guarded::refused_options(prepared, rules)
+            .into_iter()
+            .next()
+            .map(|u| RejectReason::OptionNotAllowed {
+                program: u.program,
+                option: u.guard.option.to_owned(),
+                written: u.written,
+                why: u.guard.why.to_owned(),
+            })
+    };
     let reason = match check_words(argv, rules) {
         Err(reason) => Some(reason),
-        Ok(()) => prepared.uv_payload().and_then(|payload| {
-            let payload: Vec<String> = if prepared.uv_runs_module() {
-                ["python", "-m"]
-                    .iter()
-                    .map(|s| (*s).to_owned())
-                    .chain(payload.iter().cloned())
-                    .collect()
-            } else if prepared.uv_runs_script()
-                || payload
-                    .first()
-                    .is_some_and(|p| p.ends_with(".py") || p.ends_with(".pyw"))
-            {
-                std::iter::once("python".to_owned())
-                    .chain(payload.iter().cloned())
-                    .collect()
-            } else {
-                payload.to_vec()
-            };
-            check_words(&payload, rules)
-                .err()
-                .map(|inner| RejectReason::UvRunPayload {
-                    inner: Box::new(inner),
-                })
+        Ok(()) => refused_option().or_else(|| {
+            prepared.uv_payload().and_then(|payload| {
+                let payload: Vec<String> = if prepared.uv_runs_module() {
+                    ["python", "-m"]
+                        .iter()
+                        .map(|s| (*s).to_owned())
+                        .chain(payload.iter().cloned())
+                        .collect()
+                } else if prepared.uv_runs_script()
+                    || payload
+                        .first()
+                        .is_some_and(|p| p.ends_with(".py") || p.ends_with(".pyw"))
+                {
+                    std::iter::once("python".to_owned())
+                        .chain(payload.iter().cloned())
+                        .collect()
+                } else {
+                    payload.to_vec()
+                };
+                check_words(&payload, rules)
+                    .err()
+                    .map(|inner| RejectReason::UvRunPayload {
+                        inner: Box::new(inner),
+                    })
+            })
         }),
     };
     match reason {
@@ -384,6 +422,7 @@ mod tests {
         let exact = vec![AllowRule {
             program: "/opt/tools/pytest".into(),
             subcommands: None,
+            options: Vec::new(),
             source: "policies/extra.toml".into(),
         }];
         assert!(judge("/opt/tools/pytest -q", &RepoFacts::default(), &exact).is_allowed());
@@ -391,6 +430,7 @@ mod tests {
         let relative = vec![AllowRule {
             program: "./pytest".into(),
             subcommands: None,
+            options: Vec::new(),
             source: "policies/extra.toml".into(),
         }];
         assert!(!judge("./pytest", &RepoFacts::default(), &relative).is_allowed());
@@ -402,6 +442,7 @@ mod tests {
         rules.push(AllowRule {
             program: "uv".into(),
             subcommands: Some(vec![vec!["sync".into()]]),
+            options: Vec::new(),
             source: "policies/team.toml".into(),
         });
         assert!(judge("uv sync --locked", &RepoFacts::default(), &rules).is_allowed());

@@ -44,6 +44,7 @@ const LOCATIONS: &[&str] = &[
     "PYENV_ROOT",
     "UV_CACHE_DIR",
     "UV_PYTHON_INSTALL_DIR",
+    "npm_config_cache",
 ];
 
 /// Used when the snapshot has no `PATH`.

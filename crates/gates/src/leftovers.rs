@@ -1,24 +1,95 @@
 //! What gates leave behind: snapshots of `git status` (with a fingerprint of each dirty file's
 //! content) before and after each gate, and the paths that differ between them.
+//!
+//! The worktree is written by the agent and the gates, so `git status` runs contained: the
+//! repository comes from issueloop's record of a run's worktree (never from its `.git` file),
+//! no user or system configuration is read, and no configuration can make git run a program
+//! (`core.fsmonitor`, hooks, submodule recursion, lazy fetches are all switched off).
 
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use issueloop_config::{CREDENTIAL_VARS, Env};
 
-/// Variables that would make git look at another repository than the worktree's.
-const GIT_LOCATION_VARS: &[&str] = &[
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_COMMON_DIR",
-    "GIT_NAMESPACE",
+/// Configuration given on the command line, which wins over every file git reads.
+const CONTAINED_GIT_CONFIG: &[&str] = &[
+    // A configured fsmonitor is a program git runs on every status.
+    "core.fsmonitor=false",
+    // Hooks (`post-index-change`, …) are programs; this directory holds none.
+    "core.hooksPath=/dev/null",
+    // The untracked cache is state in the index the agent can write.
+    "core.untrackedCache=false",
+    // Attributes come from the worktree's files only, never a file named by configuration.
+    "core.attributesFile=/dev/null",
+    // Submodules are not entered (their configuration is the agent's).
+    "submodule.recurse=false",
+    // No transport at all: a partial clone would otherwise fetch missing objects.
+    "protocol.allow=never",
 ];
+
+/// Where git finds a worktree's repository, from issueloop's records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct GitLocation {
+    /// The worktree's own gitdir in the mirror (`<mirror>/worktrees/<name>`).
+    pub git_dir: PathBuf,
+    /// The mirror, for everything that is not per worktree (configuration, objects, refs).
+    pub common_dir: PathBuf,
+    pub work_tree: PathBuf,
+}
+
+/// The repository of a run's worktree, from the owner record issueloop writes next to it
+/// (`<worktree>.owner.json`, outside anything the agent may write). `None` for any other
+/// checkout (`issueloop gates run --repo .`), where git finds it the usual way.
+pub(crate) fn recorded_location(worktree: &Path) -> Option<GitLocation> {
+    let name = worktree.file_name()?.to_str()?;
+    let record = worktree.with_file_name(format!("{name}.owner.json"));
+    let text = std::fs::read_to_string(record).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let mirror = PathBuf::from(value.get("mirror")?.as_str()?);
+    let worktree_name = value.get("worktree_name")?.as_str()?;
+    let recorded = PathBuf::from(value.get("worktree")?.as_str()?);
+    let plain = !worktree_name.is_empty()
+        && !worktree_name.contains('/')
+        && worktree_name != "."
+        && worktree_name != "..";
+    if !plain || recorded != worktree || !mirror.is_absolute() {
+        return None;
+    }
+    Some(GitLocation {
+        git_dir: mirror.join("worktrees").join(worktree_name),
+        common_dir: mirror,
+        work_tree: recorded,
+    })
+}
+
+/// `git` in `worktree`, contained: see the module documentation.
+pub(crate) fn contained_git(worktree: &Path, env: &Env) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new("git");
+    cmd.env_clear().envs(
+        env.iter()
+            .filter(|(k, _)| !CREDENTIAL_VARS.contains(k) && !k.starts_with("GIT_")),
+    );
+    cmd.env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_ATTR_NOSYSTEM", "1")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_NO_LAZY_FETCH", "1")
+        // Looking must not write: no index refresh, no lock files.
+        .env("GIT_OPTIONAL_LOCKS", "0");
+    if let Some(location) = recorded_location(worktree) {
+        cmd.env("GIT_DIR", &location.git_dir)
+            .env("GIT_COMMON_DIR", &location.common_dir)
+            .env("GIT_WORK_TREE", &location.work_tree);
+    }
+    for setting in CONTAINED_GIT_CONFIG {
+        cmd.arg("-c").arg(setting);
+    }
+    cmd.arg("-C").arg(worktree);
+    cmd
+}
 
 /// Dirty files larger than this are fingerprinted by size and modification time only.
 const MAX_HASHED_BYTES: u64 = 8 * 1024 * 1024;
@@ -92,26 +163,20 @@ pub(crate) async fn snapshot(
     env: &Env,
     timeout: Duration,
 ) -> Result<Snapshot, String> {
-    let mut cmd = tokio::process::Command::new("git");
-    cmd.arg("-C")
-        .arg(worktree)
-        // Do not refresh the index while looking: the check must not write anything itself.
-        .args([
-            "--no-optional-locks",
-            "status",
-            "--porcelain=v1",
-            "-z",
-            "--untracked-files=all",
-        ])
-        .env_clear()
-        .envs(
-            env.iter()
-                .filter(|(k, _)| !CREDENTIAL_VARS.contains(k) && !GIT_LOCATION_VARS.contains(k)),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let mut cmd = contained_git(worktree, env);
+    // Do not refresh the index while looking: the check must not write anything itself.
+    cmd.args([
+        "--no-optional-locks",
+        "status",
+        "--porcelain=v1",
+        "-z",
+        "--untracked-files=all",
+        "--ignore-submodules=dirty",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true);
     let output = match tokio::time::timeout(timeout, cmd.output()).await {
         Err(_) => return Err(format!("`git status` took longer than {timeout:?}")),
         Ok(Err(e)) => return Err(format!("cannot run `git status`: {e}")),
@@ -133,6 +198,100 @@ pub(crate) async fn snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+
+    fn marker_program(path: &Path, marker: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(
+            path,
+            format!("#!/bin/sh\necho ran >> '{}'\nexit 0\n", marker.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[tokio::test]
+    async fn configuration_in_the_repository_runs_no_program() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        git(&repo, &["init", "-q"]);
+        std::fs::write(repo.join("a.txt"), "a\n").unwrap();
+        git(&repo, &["add", "."]);
+        let marker = dir.path().join("marker");
+        let program = dir.path().join("prog");
+        marker_program(&program, &marker);
+        let hooks = dir.path().join("hooks");
+        std::fs::create_dir(&hooks).unwrap();
+        for hook in ["post-index-change", "reference-transaction"] {
+            marker_program(&hooks.join(hook), &marker);
+        }
+        let config = repo.join(".git/config");
+        for (k, v) in [
+            ("core.fsmonitor", program.to_str().unwrap()),
+            ("core.hooksPath", hooks.to_str().unwrap()),
+        ] {
+            git(&repo, &["config", "-f", config.to_str().unwrap(), k, v]);
+        }
+        std::fs::write(repo.join("a.txt"), "changed\n").unwrap();
+        let snap = snapshot(&repo, &Env::default(), Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(snap.entries.contains_key("a.txt"), "{snap:?}");
+        assert!(
+            !marker.exists(),
+            "a configured program ran: {}",
+            std::fs::read_to_string(&marker).unwrap_or_default()
+        );
+    }
+
+    #[test]
+    fn a_run_worktree_is_located_from_its_record_not_its_git_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let wt = dir.path().join("fix-1-1");
+        std::fs::create_dir(&wt).unwrap();
+        std::fs::write(wt.join(".git"), "gitdir: /tmp/evil\n").unwrap();
+        assert_eq!(
+            recorded_location(&wt),
+            None,
+            "no record: git's own discovery"
+        );
+        let record = serde_json::json!({
+            "pid": 1,
+            "mirror": "/cache/mirrors/acme/app.git",
+            "worktree_name": "fix-1-1",
+            "worktree": wt,
+        });
+        std::fs::write(dir.path().join("fix-1-1.owner.json"), record.to_string()).unwrap();
+        assert_eq!(
+            recorded_location(&wt),
+            Some(GitLocation {
+                git_dir: PathBuf::from("/cache/mirrors/acme/app.git/worktrees/fix-1-1"),
+                common_dir: PathBuf::from("/cache/mirrors/acme/app.git"),
+                work_tree: wt.clone(),
+            })
+        );
+        // A record naming another checkout, or a name that climbs out, is not used.
+        for (name, worktree) in [("fix-1-1", PathBuf::from("/elsewhere")), ("..", wt.clone())] {
+            let record = serde_json::json!({
+                "mirror": "/cache/mirrors/acme/app.git",
+                "worktree_name": name,
+                "worktree": worktree,
+            });
+            std::fs::write(dir.path().join("fix-1-1.owner.json"), record.to_string()).unwrap();
+            assert_eq!(recorded_location(&wt), None);
+        }
+    }
 
     #[test]
     fn parses_porcelain_z_and_diffs() {

@@ -13,10 +13,10 @@
 
 mod allow;
 mod builtin;
-mod capture;
 mod env;
 mod error;
 mod facts;
+mod guarded;
 mod leftovers;
 mod plan;
 mod prepare;

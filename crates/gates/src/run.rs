@@ -1,18 +1,16 @@
-//! Gate execution: each planned gate run as an argv in the worktree, in its own process group,
-//! with a timeout, a scrubbed environment and bounded output; then what it left behind.
+//! Gate execution: each planned gate run as an argv in the worktree through `issueloop-process`
+//! (its own process group, every descendant ended with it, optionally sandboxed), with a
+//! timeout, a scrubbed environment and bounded output; then what it left behind.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use issueloop_config::{Env, GatesConfig};
+use issueloop_process::{Launch, Sandbox};
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::builtin::utf8_check;
-use crate::capture::BoundedCapture;
 use crate::env::gate_env;
 use crate::error::GateError;
 use crate::leftovers::{Snapshot, snapshot};
@@ -36,6 +34,9 @@ pub struct RunOptions {
     pub scratch_dir: Option<PathBuf>,
     /// Limit of each `git status` taken to see what a gate left behind.
     pub git_timeout: Duration,
+    /// The Landlock sandbox gates run in (`None`: unsandboxed). The scratch folder is added to
+    /// its writable paths.
+    pub sandbox: Option<Sandbox>,
 }
 
 impl RunOptions {
@@ -48,6 +49,7 @@ impl RunOptions {
             env,
             scratch_dir: None,
             git_timeout: Duration::from_secs(60),
+            sandbox: None,
         }
     }
 }
@@ -297,9 +299,6 @@ async fn run_one(
     result
 }
 
-/// How long output is still read after the gate's process group is gone.
-const READ_GRACE: Duration = Duration::from_secs(2);
-
 async fn run_command(
     worktree: &Path,
     prepared: &PreparedArgv,
@@ -309,22 +308,35 @@ async fn run_command(
 ) {
     let argv = prepared.argv();
     let start = Instant::now();
-    let mut cmd = tokio::process::Command::new(&argv[0]);
-    cmd.args(&argv[1..])
+    let sandbox = opts.sandbox.clone().map(|mut s| {
+        // Tool caches go to the scratch folder (see `gate_env`).
+        s.writable.extend(
+            [
+                "PYTHONPYCACHEPREFIX",
+                "MYPY_CACHE_DIR",
+                "RUFF_CACHE_DIR",
+                "CARGO_TARGET_DIR",
+            ]
+            .iter()
+            .filter_map(|k| env.get(*k))
+            .map(PathBuf::from)
+            .filter_map(|p| p.parent().map(Path::to_owned)),
+        );
+        s
+    });
+    let launch = Launch::new(&argv[0])
+        .args(&argv[1..])
         .current_dir(worktree)
-        .env_clear()
-        .envs(env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own process group, so a timeout stops everything the gate started.
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = match cmd.spawn() {
-        Ok(child) => child,
+        .env(env.clone())
+        .timeout(opts.timeout)
+        .kill_grace(opts.kill_grace)
+        .output_limit(opts.output_limit_bytes)
+        .sandbox(sandbox);
+    let finished = match launch.run().await {
+        Ok(finished) => finished,
         Err(e) => {
             result.duration = start.elapsed();
-            if e.kind() == std::io::ErrorKind::NotFound {
+            if e.is_not_found() {
                 result.status = GateStatus::NotFound;
                 result.reason = Some(format!(
                     "program `{}` was not found on the gate's `PATH` (`{}`); install it, or change the gate",
@@ -338,55 +350,22 @@ async fn run_command(
             return;
         }
     };
-    let group = child.id().and_then(|id| i32::try_from(id).ok());
-    let capture = Arc::new(Mutex::new(BoundedCapture::new(opts.output_limit_bytes)));
-    let mut reader = tokio::spawn(drain(
-        child.stdout.take(),
-        child.stderr.take(),
-        Arc::clone(&capture),
-    ));
-
-    let mut timed_out = false;
-    let waited = match tokio::time::timeout(opts.timeout, child.wait()).await {
-        Ok(status) => status,
-        Err(_) => {
-            timed_out = true;
-            signal_group(group, libc::SIGTERM);
-            match tokio::time::timeout(opts.kill_grace, child.wait()).await {
-                Ok(status) => status,
-                Err(_) => {
-                    signal_group(group, libc::SIGKILL);
-                    child.wait().await
-                }
-            }
-        }
-    };
-    // Whatever the gate left running in its group goes too: a gate leaves no processes behind,
-    // and they would hold its output open.
-    signal_group(group, libc::SIGKILL);
-    let mut output_note = None;
-    if tokio::time::timeout(READ_GRACE, &mut reader).await.is_err() {
-        reader.abort();
-        output_note = Some("a process that left the gate's process group kept its output open");
-    }
     result.duration = start.elapsed();
-    {
-        let capture = capture
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        result.output = capture.excerpt();
-        result.output_bytes = capture.total();
-    }
+    result.output = finished.output.clone();
+    result.output_bytes = finished.output_bytes;
+    let output_note = finished
+        .output_cut
+        .then_some("a process that left the gate kept its output open");
 
-    match waited {
+    match &finished.status {
         Err(e) => {
             result.status = GateStatus::Failed;
             result.reason = Some(format!("waiting for `{}` failed: {e}", argv[0]));
         }
-        Ok(_) if timed_out => {
+        Ok(_) if finished.timed_out => {
             result.status = GateStatus::TimedOut;
             result.reason = Some(format!(
-                "did not finish within {}; its process group was stopped",
+                "did not finish within {}; it and every process it started were stopped",
                 issueloop_config::format_duration(opts.timeout)
             ));
         }
@@ -397,7 +376,7 @@ async fn run_command(
             } else {
                 GateStatus::Failed
             };
-            if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status) {
+            if let Some(signal) = finished.signal() {
                 result.reason = Some(format!("ended by signal {signal}"));
             } else if let Some(missing) =
                 uv_could_not_spawn(prepared, status.code(), &result.output)
@@ -431,64 +410,4 @@ fn uv_could_not_spawn<'a>(
             .is_some_and(|(_, rest)| rest.trim().trim_matches('`') == program)
     };
     (code == Some(2) && output.lines().any(names_program)).then_some(program.as_str())
-}
-
-/// Send `signal` to the process group `group` (the gate's, created with `process_group(0)`).
-fn signal_group(group: Option<i32>, signal: libc::c_int) {
-    // Never 0 or 1: `kill(-0)` would signal our own group and `kill(-1)` every process we may.
-    let Some(group) = group.filter(|g| *g > 1) else {
-        return;
-    };
-    // SAFETY: kill(2) has no memory-safety preconditions; an error (ESRCH: the group is already
-    // gone) is the expected outcome once the gate has finished and needs no handling.
-    unsafe {
-        libc::kill(-group, signal);
-    }
-}
-
-/// Read stdout and stderr as they come into one bounded capture, until both are closed.
-async fn drain(
-    mut stdout: Option<tokio::process::ChildStdout>,
-    mut stderr: Option<tokio::process::ChildStderr>,
-    capture: Arc<Mutex<BoundedCapture>>,
-) {
-    let mut out_buf = vec![0u8; 8192];
-    let mut err_buf = vec![0u8; 8192];
-    let push = |bytes: &[u8]| {
-        capture
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(bytes);
-    };
-    while stdout.is_some() || stderr.is_some() {
-        tokio::select! {
-            r = read_some(&mut stdout, &mut out_buf) => match r {
-                Ok(0) => stdout = None,
-                Ok(n) => push(&out_buf[..n]),
-                Err(e) => {
-                    push(format!("\n[reading stdout failed: {e}]\n").as_bytes());
-                    stdout = None;
-                }
-            },
-            r = read_some(&mut stderr, &mut err_buf) => match r {
-                Ok(0) => stderr = None,
-                Ok(n) => push(&err_buf[..n]),
-                Err(e) => {
-                    push(format!("\n[reading stderr failed: {e}]\n").as_bytes());
-                    stderr = None;
-                }
-            },
-        }
-    }
-}
-
-/// Read from a pipe that may already be closed (`None`: never ready).
-async fn read_some<R: AsyncRead + Unpin>(
-    pipe: &mut Option<R>,
-    buf: &mut [u8],
-) -> std::io::Result<usize> {
-    match pipe {
-        Some(p) => p.read(buf).await,
-        None => std::future::pending().await,
-    }
 }

@@ -29,6 +29,7 @@ fn rules() -> Vec<AllowRule> {
         rules.push(AllowRule {
             program: program.into(),
             subcommands: None,
+            options: Vec::new(),
             source: "tests".into(),
         });
     }

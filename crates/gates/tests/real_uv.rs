@@ -246,6 +246,7 @@ async fn a_command_uv_cannot_find_is_not_found() {
     rules.push(AllowRule {
         program: "no-such-tool-issueloop".into(),
         subcommands: None,
+        options: Vec::new(),
         source: "tests".into(),
     });
     let facts = RepoFacts::scan(repo.path()).unwrap();

@@ -162,6 +162,10 @@ pub enum Event {
         cost_source: String,
         #[serde(default)]
         usage: serde_json::Value,
+        /// Why the agent did not complete, as the harness told it (its stream, or the end of its
+        /// stderr when the stream does not say); absent when it completed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
     },
     GateFinished {
         repo: String,
@@ -192,6 +196,21 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// How the run's agents and gates are contained (one per run, before its first agent).
+    Sandbox {
+        /// The configured `[sandbox] mode`: `required`, `best_effort` or `off`.
+        mode: String,
+        /// `enforced`, `unavailable` (best effort on a kernel without Landlock) or `off`.
+        status: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        landlock_abi: Option<i32>,
+        /// What agents may write.
+        #[serde(default)]
+        writable: Vec<String>,
+        /// Gates' network: `open` or `deny`.
+        #[serde(default)]
+        gate_network: String,
+    },
     /// Free text worth keeping with the run (e.g. an expired reservation found at start-up).
     Note {
         message: String,
@@ -212,6 +231,7 @@ impl Event {
             Event::PolicyDecided { .. } => "policy_decided",
             Event::PrOpened { .. } => "pr_opened",
             Event::RunFinished { .. } => "run_finished",
+            Event::Sandbox { .. } => "sandbox",
             Event::Note { .. } => "note",
         }
     }
@@ -457,6 +477,7 @@ mod tests {
                 cost_usd: 1.25,
                 cost_source: "reported".into(),
                 usage: serde_json::json!({"input_tokens": 10}),
+                error: None,
             },
             Event::GateFinished {
                 repo: "acme/api".into(),

@@ -28,6 +28,8 @@ use crate::ledger::{
     ReserveRequest, Settlement, admit, utc_day,
 };
 use crate::money::Usd;
+use crate::owner::{ProcessOwner, owner_is_gone, process_start};
+use crate::sqlite::redact_json;
 
 /// Schema migrations of the `issueloop` schema; migration `i` brings it to version `i + 1`
 /// (recorded in `issueloop.schema_version`). Never edit a released migration: append one.
@@ -49,7 +51,12 @@ const MIGRATIONS: &[&str] = &[
         overspent       BOOLEAN NOT NULL DEFAULT false,
         reserved_at_ms  BIGINT NOT NULL,
         expires_at_ms   BIGINT NOT NULL,
-        closed_at_ms    BIGINT
+        closed_at_ms    BIGINT,
+        -- The process that made the reservation, so a later tick on the same host can see it
+        -- died; empty on hosts without `/proc` (then the clock decides).
+        owner_host      TEXT,
+        owner_pid       BIGINT,
+        owner_start     TEXT
     );
     CREATE INDEX ledger_entries_by_day ON issueloop.ledger_entries (day);
     CREATE INDEX ledger_entries_open ON issueloop.ledger_entries (state, expires_at_ms);
@@ -102,6 +109,8 @@ pub struct PgLedger {
     /// The URL with its password replaced: what messages show.
     shown: PathBuf,
     jobs: mpsc::Sender<Job>,
+    /// This process, recorded with every reservation it makes.
+    owner: Option<ProcessOwner>,
 }
 
 impl std::fmt::Debug for PgLedger {
@@ -284,7 +293,11 @@ impl PgLedger {
                 op: "start the database connection thread",
                 source: Box::new(e),
             })?;
-        let store = PgLedger { shown, jobs };
+        let store = PgLedger {
+            shown,
+            jobs,
+            owner: ProcessOwner::current(),
+        };
         let exists = store.call("open", move |w| {
             let conn = w.conn()?;
             let mut tx = conn.tx()?;
@@ -334,6 +347,60 @@ impl PgLedger {
         }
     }
 
+    /// Charge in full, now rather than at their expiry, the open reservations made on this host
+    /// by a process that is gone (its pid is dead, or reused by a later process): their run
+    /// cannot settle any more. Reservations of other hosts (other machines of the fleet), of
+    /// live processes, and those made without an owner keep the time-based rule of
+    /// [`Ledger::expire`].
+    pub fn expire_dead(&self, now: Timestamp) -> Result<Vec<Expired>, LedgerError> {
+        let Some(me) = self.owner.clone() else {
+            return Ok(Vec::new());
+        };
+        let shown = self.shown.clone();
+        self.call("expire dead runs", move |w| {
+            const SQL: &str = "SELECT run_id, repo, issue, day, state, reserved_micros, \
+                 cost_micros, overspent, reserved_at_ms, expires_at_ms, closed_at_ms, \
+                 owner_pid, owner_start FROM issueloop.ledger_entries \
+                 WHERE state = 'reserved' AND owner_host = $1 AND owner_pid IS NOT NULL \
+                 ORDER BY reserved_at_ms, run_id FOR UPDATE";
+            let mut tx = w.conn()?.tx()?;
+            let rows = tx.query(SQL, &[&me.host])?;
+            let mut charged = Vec::new();
+            for row in &rows {
+                let Ok(pid) = u32::try_from(row.try_get::<_, i64>(11)?) else {
+                    continue;
+                };
+                let owner = ProcessOwner {
+                    host: me.host.clone(),
+                    pid,
+                    start: row.try_get::<_, Option<String>>(12)?.unwrap_or_default(),
+                };
+                if pid == me.pid || !owner_is_gone(&owner, &me.host, process_start(pid).as_deref())
+                {
+                    continue;
+                }
+                let entry = entry_from_row(&shown, row)?;
+                tx.execute(
+                    "UPDATE issueloop.ledger_entries
+                     SET state = 'expired', cost_micros = reserved_micros, closed_at_ms = $2
+                     WHERE run_id = $1",
+                    &[&entry.run_id.as_str(), &now.as_millisecond()],
+                )?;
+                charged.push(Expired {
+                    run_id: entry.run_id,
+                    repo: entry.repo,
+                    issue: entry.issue,
+                    day: entry.day,
+                    amount: entry.reserved,
+                    reserved_at: entry.reserved_at,
+                    expires_at: entry.expires_at,
+                });
+            }
+            tx.commit()?;
+            Ok(charged)
+        })
+    }
+
     /// A named value stored beside the ledger (e.g. the forge's poll state), if set.
     pub fn get_value(&self, key: &str) -> Result<Option<String>, LedgerError> {
         let key = key.to_owned();
@@ -372,6 +439,17 @@ fn client_config(url: &DatabaseUrl, shown: &Path) -> Result<postgres::Config, Le
             // The parser's message names the option, never the password.
             source: Box::new(e),
         })?;
+    // This build has no TLS: say so plainly instead of failing the handshake later.
+    if config.get_ssl_mode() == postgres::config::SslMode::Require {
+        return Err(LedgerError::Unconfigured {
+            detail: format!(
+                "`{}` asks for TLS (`sslmode=require`), which this issueloop does not support \
+                 yet: reach the server over a unix socket, a private network or a tunnel, \
+                 without `sslmode=require`",
+                shown.display()
+            ),
+        });
+    }
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
@@ -398,11 +476,25 @@ fn client_config(url: &DatabaseUrl, shown: &Path) -> Result<postgres::Config, Le
 /// Bring the `issueloop` schema to this build's version in one transaction, under an advisory
 /// lock so two processes opening a new database apply each migration once. A schema from a
 /// newer version or another application is refused before anything is written.
+///
+/// The lock is the session's, taken before the transaction starts: a transaction that began
+/// before another process's migration committed would not see its tables in the catalogue.
 fn migrate(w: &mut Worker) -> Result<(), TxError> {
     let shown = w.shown.clone();
     let conn = w.conn()?;
-    let mut tx = conn.client.transaction()?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    conn.client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])?;
+    let result = migrate_locked(&mut conn.client, shown);
+    let unlocked = conn
+        .client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]);
+    result?;
+    unlocked?;
+    Ok(())
+}
+
+fn migrate_locked(client: &mut Client, shown: PathBuf) -> Result<(), TxError> {
+    let mut tx = client.transaction()?;
     let exists: bool = tx
         .query_one(
             "SELECT to_regclass('issueloop.schema_version') IS NOT NULL",
@@ -592,6 +684,7 @@ impl Ledger for PgLedger {
         let expires_at = after(now, req.wall_clock.saturating_add(req.grace));
         let issue = i64::try_from(req.issue).unwrap_or(i64::MAX);
         let req = req.clone();
+        let owner = self.owner.clone();
         self.call("reserve", move |w| {
             let conn = w.conn()?;
             let mut tx = conn.tx()?;
@@ -618,8 +711,9 @@ impl Ledger for PgLedger {
             }
             let inserted = tx.execute(
                 "INSERT INTO issueloop.ledger_entries
-                    (run_id, repo, issue, day, state, reserved_micros, reserved_at_ms, expires_at_ms)
-                 VALUES ($1, $2, $3, $4, 'reserved', $5, $6, $7)",
+                    (run_id, repo, issue, day, state, reserved_micros, reserved_at_ms, expires_at_ms,
+                     owner_host, owner_pid, owner_start)
+                 VALUES ($1, $2, $3, $4, 'reserved', $5, $6, $7, $8, $9, $10)",
                 &[
                     &req.run_id.as_str(),
                     &req.repo,
@@ -628,6 +722,9 @@ impl Ledger for PgLedger {
                     &req.amount.micros(),
                     &now.as_millisecond(),
                     &expires_at.as_millisecond(),
+                    &owner.as_ref().map(|o| o.host.as_str()),
+                    &owner.as_ref().map(|o| i64::from(o.pid)),
+                    &owner.as_ref().map(|o| o.start.as_str()),
                 ],
             );
             match inserted {
@@ -830,7 +927,11 @@ impl Ledger for PgLedger {
 
 impl Journal for PgLedger {
     fn append(&self, run_id: &RunId, at: Timestamp, event: &Event) -> Result<u64, LedgerError> {
-        let payload = event.payload().to_string();
+        // The journal outlives the run and is printed by `runs show`: every string in it passes
+        // the redaction rule first, as in the SQLite store.
+        let mut payload = event.payload();
+        redact_json(&mut payload);
+        let payload = payload.to_string();
         let kind = event.kind();
         let run_id = run_id.clone();
         self.call("append to the journal", move |w| {
@@ -929,4 +1030,51 @@ fn after(t: Timestamp, d: Duration) -> Timestamp {
         .and_then(|d| t.checked_add(d).ok())
         .map(to_millis)
         .unwrap_or(Timestamp::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_for(url: &str) -> Result<postgres::Config, LedgerError> {
+        let url = DatabaseUrl::parse(url).map_err(|detail| LedgerError::Unconfigured { detail })?;
+        client_config(&url, Path::new(&url.redacted()))
+    }
+
+    #[test]
+    fn timeouts_are_always_set_and_the_urls_own_options_kept() {
+        let c = config_for("postgres://u:pw@h/db").unwrap();
+        assert_eq!(c.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
+        assert_eq!(c.get_application_name(), Some("issueloop"));
+        let options = c.get_options().unwrap_or_default();
+        for want in [
+            "statement_timeout=15000",
+            "lock_timeout=15000",
+            "idle_in_transaction_session_timeout=60000",
+        ] {
+            assert!(options.contains(want), "{options}");
+        }
+        let c =
+            config_for("postgres://u@h/db?connect_timeout=3&options=-c%20work_mem%3D4MB").unwrap();
+        assert_eq!(c.get_connect_timeout(), Some(&Duration::from_secs(3)));
+        let options = c.get_options().unwrap_or_default();
+        assert!(
+            options.contains("work_mem=4MB") && options.contains("lock_timeout"),
+            "{options}"
+        );
+    }
+
+    #[test]
+    fn tls_is_refused_plainly_without_the_password() {
+        let err = config_for("postgres://u:hunter2@h/db?sslmode=require").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("sslmode=require") && text.contains("not support"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("hunter2") && text.contains("u:***@h"),
+            "{text}"
+        );
+    }
 }

@@ -19,7 +19,7 @@ use crate::money::Usd;
 use crate::owner::{ProcessOwner, owner_is_gone, process_start};
 
 /// Masks secrets in every string of a JSON value (the one rule of `issueloop_config::redact`).
-fn redact_json(value: &mut serde_json::Value) {
+pub(crate) fn redact_json(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::String(s) => *s = issueloop_config::redact(s),
         serde_json::Value::Array(items) => items.iter_mut().for_each(redact_json),

@@ -19,11 +19,9 @@ pub trait StateStore: Ledger + Journal {
     fn set_value(&self, key: &str, value: &str) -> Result<(), LedgerError>;
     /// Where the store lives, as it may be shown: a file's path, or a URL without its password.
     fn location(&self) -> String;
-    /// Charge in full, before their expiry, the open reservations of processes known dead on
-    /// this host. Stores that record no process (shared ones) leave it to [`Ledger::expire`].
-    fn expire_dead(&self, _now: jiff::Timestamp) -> Result<Vec<crate::Expired>, LedgerError> {
-        Ok(Vec::new())
-    }
+    /// Charge in full, now rather than at their expiry, the open reservations made on this
+    /// host by a process that is gone (see [`SqliteLedger::expire_dead`]).
+    fn expire_dead(&self, now: jiff::Timestamp) -> Result<Vec<crate::Expired>, LedgerError>;
 }
 
 impl StateStore for SqliteLedger {
@@ -55,6 +53,10 @@ impl StateStore for PgLedger {
 
     fn location(&self) -> String {
         PgLedger::location(self)
+    }
+
+    fn expire_dead(&self, now: jiff::Timestamp) -> Result<Vec<crate::Expired>, LedgerError> {
+        PgLedger::expire_dead(self, now)
     }
 }
 
@@ -89,6 +91,10 @@ pub fn open_state(
         StateBackend::Postgres => {
             let url = database_url(state.url.as_ref(), env)
                 .map_err(|detail| LedgerError::Unconfigured { detail })?;
+            // Whatever prints text from now on (logs, comments, the journal) masks it.
+            if let Some(password) = url.password() {
+                issueloop_config::register_secret(&password);
+            }
             let store = match access {
                 Access::ReadWrite => Some(PgLedger::open(&url)?),
                 Access::ReadOnly => PgLedger::open_existing(&url)?,

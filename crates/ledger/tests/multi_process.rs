@@ -276,3 +276,40 @@ fn child_reserves_and_dies() {
     // Killed between reserve and settle: no settle, no release, no destructor.
     std::process::abort();
 }
+
+/// The same death, seen by the next tick on the same host: the dead process's reservations are
+/// charged in full at once (its pid is gone), not only at their expiry; once.
+fn a_dead_process_is_charged_at_the_next_tick_on_its_host(backend: Backend) {
+    if issueloop_ledger::ProcessOwner::current().is_none() {
+        return; // no `/proc`: only the clock applies
+    }
+    let Some(store) = TestStore::new(backend, "a_dead_process_is_charged_at_the_next_tick") else {
+        return;
+    };
+    drop(store.open());
+    let mut dying = child("child_reserves_and_dies", &store, 0);
+    writeln!(dying.stdin.take().unwrap(), "go").unwrap();
+    let out = dying.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let ledger = store.open();
+    let now: Timestamp = NOW.parse().unwrap();
+    let tick = now + Duration::from_secs(60);
+    let charged = ledger.expire_dead(tick).unwrap();
+    assert_eq!(charged.len(), 3, "{charged:?}");
+    assert!(ledger.expire_dead(tick).unwrap().is_empty(), "once");
+    let usage = ledger.day_usage(utc_day(now)).unwrap();
+    assert_eq!(
+        (usage.spent, usage.reserved),
+        (Usd::from_dollars(1.5), Usd::ZERO)
+    );
+}
+
+#[test]
+fn a_dead_process_is_charged_at_the_next_tick_on_its_host_sqlite() {
+    a_dead_process_is_charged_at_the_next_tick_on_its_host(Backend::Sqlite);
+}
+
+#[test]
+fn a_dead_process_is_charged_at_the_next_tick_on_its_host_postgres() {
+    a_dead_process_is_charged_at_the_next_tick_on_its_host(Backend::Postgres);
+}

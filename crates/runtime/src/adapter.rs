@@ -319,6 +319,9 @@ pub fn invocation(
         BackendKind::Gemini => {
             args.extend(["--output-format", "stream-json"].map(String::from));
             args.extend(["--approval-mode".into(), "auto_edit".into()]);
+            // Headless, Gemini refuses a folder it does not trust (and would override the
+            // approval mode); a run's worktree is always new to it. `doctor` checks the flag.
+            args.push(crate::preflight::GEMINI_SKIP_TRUST.into());
             if let Some(m) = &model {
                 args.extend(["--model".into(), m.clone()]);
             }
@@ -484,7 +487,7 @@ mod tests {
         );
         assert_eq!(
             run(BackendKind::Gemini),
-            "gemini --output-format stream-json --approval-mode auto_edit --model m --prompt 'Carry out the task described above, working in the current directory.'"
+            "gemini --output-format stream-json --approval-mode auto_edit --skip-trust --model m --prompt 'Carry out the task described above, working in the current directory.'"
         );
     }
 
@@ -596,5 +599,76 @@ mod tests {
             "claude has no profile: {:?}",
             inv.warnings
         );
+    }
+}
+
+/// Where each harness keeps its own state (session logs, settings it rewrites, caches), which
+/// a sandboxed agent must be able to write: folders (no extension; created before the run when
+/// missing) and single files (with an extension; granted only when they exist).
+/// A `command` backend declares none; `[sandbox] extra_writable` adds more.
+pub fn harness_state_paths(backend: BackendKind, env: &issueloop_config::Env) -> Vec<PathBuf> {
+    let home = env
+        .get("HOME")
+        .filter(|h| h.starts_with('/'))
+        .map(PathBuf::from);
+    let xdg = |var: &str, fallback: &str| -> Option<PathBuf> {
+        env.get(var)
+            .filter(|p| p.starts_with('/'))
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(fallback)))
+    };
+    let in_home = |rel: &str| home.as_ref().map(|h| h.join(rel));
+    let paths: Vec<Option<PathBuf>> = match backend {
+        BackendKind::ClaudeCode => vec![
+            env.get("CLAUDE_CONFIG_DIR")
+                .filter(|p| p.starts_with('/'))
+                .map(PathBuf::from)
+                .or_else(|| in_home(".claude")),
+            in_home(".claude.json"),
+            in_home(".claude.json.backup"),
+        ],
+        BackendKind::Codex => vec![
+            env.get("CODEX_HOME")
+                .filter(|p| p.starts_with('/'))
+                .map(PathBuf::from)
+                .or_else(|| in_home(".codex")),
+        ],
+        BackendKind::Pi => vec![
+            env.get("PI_CODING_AGENT_DIR")
+                .filter(|p| p.starts_with('/'))
+                .map(PathBuf::from),
+            in_home(".pi"),
+        ],
+        BackendKind::OpenCode => vec![
+            xdg("XDG_DATA_HOME", ".local/share").map(|p| p.join("opencode")),
+            xdg("XDG_STATE_HOME", ".local/state").map(|p| p.join("opencode")),
+            xdg("XDG_CONFIG_HOME", ".config").map(|p| p.join("opencode")),
+        ],
+        BackendKind::Gemini => vec![in_home(".gemini")],
+        BackendKind::Command => vec![],
+    };
+    paths.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod state_path_tests {
+    use super::*;
+
+    #[test]
+    fn each_harness_declares_its_state() {
+        let env = issueloop_config::Env::from_pairs([("HOME", "/h"), ("CODEX_HOME", "/c")]);
+        let p = |b| harness_state_paths(b, &env);
+        assert_eq!(
+            p(BackendKind::ClaudeCode),
+            [
+                PathBuf::from("/h/.claude"),
+                "/h/.claude.json".into(),
+                "/h/.claude.json.backup".into()
+            ]
+        );
+        assert_eq!(p(BackendKind::Codex), [PathBuf::from("/c")]);
+        assert!(p(BackendKind::Command).is_empty());
+        let no_home = issueloop_config::Env::from_pairs([("HOME", "relative")]);
+        assert!(harness_state_paths(BackendKind::Pi, &no_home).is_empty());
     }
 }

@@ -23,6 +23,10 @@ pub const BASE_ENV_VARS: &[&str] = &[
     "TERM",
     "TZ",
     "TMPDIR",
+    // Per-run caches when sandboxed (see `[sandbox]`).
+    "UV_CACHE_DIR",
+    "npm_config_cache",
+    "CARGO_HOME",
     "XDG_CONFIG_HOME",
     "XDG_CACHE_HOME",
     "XDG_DATA_HOME",

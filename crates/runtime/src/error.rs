@@ -55,4 +55,7 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+
+    #[error("cannot sandbox the agent: {0}")]
+    Sandbox(String),
 }

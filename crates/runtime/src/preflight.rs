@@ -4,13 +4,11 @@
 //! profile that was never set up.
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use issueloop_config::{BackendKind, Config, Env, ForgeKind, Stage};
+use issueloop_config::{BackendKind, Config, Env, ForgeKind, SandboxMode, Stage};
+use issueloop_process::Support;
 use serde::Serialize;
 use serde::ser::SerializeMap;
 
@@ -47,6 +45,10 @@ pub enum ProblemKind {
     GithubAppKey,
     StateStore,
     CodexProfile,
+    Sandbox,
+    /// The installed Gemini CLI has no `--skip-trust`, which issueloop passes so that Gemini
+    /// runs headless in a worktree it has never seen.
+    GeminiTrust,
 }
 
 /// Something that would make a run fail at start.
@@ -117,6 +119,74 @@ impl Serialize for Preflight {
 /// Whether `stage` runs an agent with this configuration. `interview` builds the brief
 /// deterministically; `evaluate` runs when `run.evaluate` is on; `reflect` when
 /// `run.reflect_attempts` > 0.
+/// What a run does about the sandbox, given the setting and the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "decision")]
+pub enum SandboxDecision {
+    /// Agents and gates run under Landlock; `required`: a child that cannot be sandboxed is
+    /// not started.
+    Enforce { required: bool },
+    /// `best_effort` on a kernel without Landlock: runs unsandboxed, with a warning.
+    Unavailable,
+    /// `mode = "off"`.
+    Off,
+    /// `required` on a kernel without Landlock: issueloop does not start.
+    Refuse,
+}
+
+impl SandboxDecision {
+    /// The journal's and `doctor`'s word for it.
+    pub fn status(self) -> &'static str {
+        match self {
+            SandboxDecision::Enforce { .. } => "enforced",
+            SandboxDecision::Unavailable => "unavailable",
+            SandboxDecision::Off => "off",
+            SandboxDecision::Refuse => "refused",
+        }
+    }
+
+    pub fn enforced(self) -> bool {
+        matches!(self, SandboxDecision::Enforce { .. })
+    }
+}
+
+/// Decide what to do about the sandbox (pure).
+pub fn sandbox_decision(mode: SandboxMode, support: Support) -> SandboxDecision {
+    match (mode, support.is_available()) {
+        (SandboxMode::Off, _) => SandboxDecision::Off,
+        (SandboxMode::Required, true) => SandboxDecision::Enforce { required: true },
+        (SandboxMode::BestEffort, true) => SandboxDecision::Enforce { required: false },
+        (SandboxMode::Required, false) => SandboxDecision::Refuse,
+        (SandboxMode::BestEffort, false) => SandboxDecision::Unavailable,
+    }
+}
+
+/// The sandbox's problem or warning for the start-up check.
+fn sandbox_check(
+    mode: SandboxMode,
+    support: Support,
+    kernel: &str,
+) -> Result<Option<String>, Problem> {
+    match sandbox_decision(mode, support) {
+        SandboxDecision::Refuse => Err(Problem {
+            kind: ProblemKind::Sandbox,
+            message: format!(
+                "the agent sandbox is required (`[sandbox] mode = \"required\"`) but this kernel cannot enforce it: {support} (Linux {kernel})"
+            ),
+            hint: Some(
+                "run on Linux ≥ 5.13 with Landlock enabled (`lsm=...,landlock`), or set `[sandbox] mode = \"best_effort\"` (runs unsandboxed with a warning) or `\"off\"`".into(),
+            ),
+        }),
+        SandboxDecision::Unavailable => Ok(Some(format!(
+            "the agent sandbox is unavailable ({support}, Linux {kernel}); agents and gates run unsandboxed (`[sandbox] mode = \"best_effort\"`)"
+        ))),
+        SandboxDecision::Off => Ok(Some(
+            "the agent sandbox is off (`[sandbox] mode = \"off\"`): agents and gates can write anything this user can".into(),
+        )),
+        SandboxDecision::Enforce { .. } => Ok(None),
+    }
+}
+
 pub fn stage_in_use(config: &Config, stage: Stage) -> bool {
     match stage {
         Stage::Interview => false,
@@ -152,19 +222,32 @@ pub fn preflight(config: &Config, env: &Env) -> Preflight {
             (program, path)
         });
     }
-    let versions: BTreeMap<BackendKind, Option<String>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = programs
-            .iter()
-            .filter_map(|(kind, (_, path))| {
-                let path = path.clone()?;
-                Some((*kind, scope.spawn(move || program_version(&path, env))))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|(k, h)| (k, h.join().ok().flatten()))
-            .collect()
-    });
+    // Gemini's `--help` is read alongside the version probes (each is a slow Node start-up).
+    let gemini_program = programs
+        .get(&BackendKind::Gemini)
+        .and_then(|(_, path)| path.clone())
+        .filter(|_| {
+            table
+                .iter()
+                .any(|(stage, kind)| *kind == BackendKind::Gemini && stage_in_use(config, *stage))
+        });
+    let (versions, gemini_trust): (BTreeMap<BackendKind, Option<String>>, Option<Problem>) =
+        std::thread::scope(|scope| {
+            let help =
+                gemini_program.map(|path| scope.spawn(move || gemini_trust_check(&path, env)));
+            let handles: Vec<_> = programs
+                .iter()
+                .filter_map(|(kind, (_, path))| {
+                    let path = path.clone()?;
+                    Some((*kind, scope.spawn(move || program_version(&path, env))))
+                })
+                .collect();
+            let versions = handles
+                .into_iter()
+                .map(|(k, h)| (k, h.join().ok().flatten()))
+                .collect();
+            (versions, help.and_then(|h| h.join().ok().flatten()))
+        });
     let stages: Vec<StageCheck> = table
         .iter()
         .map(|(stage, kind)| {
@@ -226,9 +309,22 @@ pub fn preflight(config: &Config, env: &Env) -> Preflight {
     }
 
     forge_checks(config, env, &mut problems);
-    if let Some(p) = state_store_check(&config.state.path) {
-        problems.push(p);
-    }
+    let state_problem = match config.state.backend {
+        // The github backend keeps this machine's journal in the SQLite file too.
+        issueloop_config::StateBackend::Sqlite | issueloop_config::StateBackend::Github => {
+            state_store_check(&config.state.path)
+        }
+        issueloop_config::StateBackend::Postgres => {
+            issueloop_config::database_url(config.state.url.as_ref(), env)
+                .err()
+                .map(|why| Problem {
+                    kind: ProblemKind::StateStore,
+                    message: why,
+                    hint: None,
+                })
+        }
+    };
+    problems.extend(state_problem);
 
     // Backend profile and pricing, for the backends that run.
     let used: Vec<BackendKind> = {
@@ -268,6 +364,7 @@ pub fn preflight(config: &Config, env: &Env) -> Preflight {
             Some(_) => {}
         }
     }
+    problems.extend(gemini_trust);
     if used.contains(&BackendKind::Gemini)
         && let Some(m) = config.backend(BackendKind::Gemini).model
         && config.models.lookup(&m).is_none()
@@ -275,6 +372,15 @@ pub fn preflight(config: &Config, env: &Env) -> Preflight {
         warnings.push(format!(
             "`[backends.gemini] model = \"{m}\"` has no price in `policies/models.toml`; each Gemini run counts as its whole budget"
         ));
+    }
+    match sandbox_check(
+        config.sandbox.mode,
+        issueloop_process::support(),
+        &issueloop_process::kernel_release(),
+    ) {
+        Ok(Some(w)) => warnings.push(w),
+        Ok(None) => {}
+        Err(p) => problems.push(p),
     }
     Preflight {
         stages,
@@ -393,6 +499,44 @@ fn codex_profile_check(env: &Env, name: &str, problems: &mut Vec<Problem>) {
     }
 }
 
+/// The flag that lets Gemini run headless in a folder it does not trust yet (0.61 refuses
+/// otherwise, and overrides the approval mode).
+pub const GEMINI_SKIP_TRUST: &str = "--skip-trust";
+/// Bytes of `gemini --help` read.
+const HELP_LIMIT: u64 = 64 << 10;
+
+/// A problem when the installed Gemini CLI's `--help` does not list [`GEMINI_SKIP_TRUST`]
+/// (issueloop passes it on every run). A help text that cannot be read is not judged.
+fn gemini_trust_check(program: &Path, env: &Env) -> Option<Problem> {
+    let help = probe(program, "--help", env, VERSION_TIMEOUT, HELP_LIMIT)?;
+    gemini_trust_problem(program, &help)
+}
+
+/// Pure: the problem a Gemini `--help` text means, if any.
+fn gemini_trust_problem(program: &Path, help: &str) -> Option<Problem> {
+    if help.trim().is_empty() || lists_flag(help, GEMINI_SKIP_TRUST) {
+        return None;
+    }
+    Some(Problem {
+        kind: ProblemKind::GeminiTrust,
+        message: format!(
+            "`{}` (the `gemini` backend) does not list `{GEMINI_SKIP_TRUST}` in its `--help`; issueloop runs Gemini with it, so that a headless run trusts the run's worktree",
+            program.display()
+        ),
+        hint: Some(
+            "install a Gemini CLI that has it (`npm install -g @google/gemini-cli@0.61.0` or later)".into(),
+        ),
+    })
+}
+
+/// Whether `help` lists `flag` as an option (not as part of a longer flag).
+fn lists_flag(help: &str, flag: &str) -> bool {
+    help.match_indices(flag).any(|(i, _)| {
+        let after = help[i + flag.len()..].chars().next();
+        !matches!(after, Some(c) if c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    })
+}
+
 /// The first line `program --version` prints, within [`VERSION_TIMEOUT`], run with the same
 /// scrubbed environment as an agent (no harness keys needed).
 pub fn program_version(program: &Path, env: &Env) -> Option<String> {
@@ -400,62 +544,29 @@ pub fn program_version(program: &Path, env: &Env) -> Option<String> {
 }
 
 fn program_version_within(program: &Path, env: &Env, timeout: Duration) -> Option<String> {
-    let vars = agent_env(&[], env).vars;
-    let mut child = Command::new(program)
-        .arg("--version")
-        .env_clear()
-        .envs(&vars)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .ok()?;
-    let pgid = libc::pid_t::try_from(child.id()).ok().filter(|p| *p > 1);
-    let out = child.stdout.take();
-    let err = child.stderr.take();
-    let read = |pipe: Option<std::process::ChildStdout>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(p) = pipe {
-                let _ = p.take(4096).read_to_string(&mut s);
-            }
-            s
-        })
-    };
-    let out = read(out);
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(p) = err {
-            let _ = p.take(4096).read_to_string(&mut s);
-        }
-        s
-    });
-    let started = Instant::now();
-    let exited = loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break true,
-            Ok(None) if started.elapsed() < timeout => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            _ => break false,
-        }
-    };
-    if let Some(pgid) = pgid {
-        // SAFETY: killpg only sends a signal to the probe's own group.
-        unsafe {
-            libc::killpg(pgid, libc::SIGKILL);
-        }
-    }
-    if !exited {
-        let _ = child.wait();
-        return None;
-    }
-    let text = out.join().unwrap_or_default() + &err.join().unwrap_or_default();
+    let text = probe(program, "--version", env, timeout, 4096)?;
     text.lines()
         .map(str::trim)
         .find(|l| !l.is_empty())
         .map(|l| crate::normalize::bounded(l, 200))
+}
+
+/// What `program arg` prints (stdout and stderr as they come, up to `2 × limit` bytes, head and
+/// tail) when it exits within `timeout`, run with the same scrubbed environment as an agent.
+fn probe(program: &Path, arg: &str, env: &Env, timeout: Duration, limit: u64) -> Option<String> {
+    let vars = agent_env(&[], env).vars;
+    let finished = issueloop_process::Launch::new(program)
+        .arg(arg)
+        .env(vars)
+        .timeout(timeout)
+        .kill_grace(Duration::ZERO)
+        .output_limit(usize::try_from(limit.saturating_mul(2)).unwrap_or(usize::MAX))
+        .run_blocking()
+        .ok()?;
+    if finished.timed_out {
+        return None;
+    }
+    Some(finished.output)
 }
 
 #[cfg(test)]
@@ -475,6 +586,46 @@ mod tests {
             dir.display()
         );
         issueloop_config::load_str(&text, &dir.join("issueloop.toml")).unwrap()
+    }
+
+    #[test]
+    fn sandbox_decision_table() {
+        use SandboxDecision::*;
+        let on = Support::Available { abi: 7 };
+        let none = Support::NotImplemented;
+        let cases = [
+            (SandboxMode::Required, on, Enforce { required: true }),
+            (SandboxMode::BestEffort, on, Enforce { required: false }),
+            (SandboxMode::Off, on, Off),
+            (SandboxMode::Required, none, Refuse),
+            (SandboxMode::BestEffort, none, Unavailable),
+            (SandboxMode::Off, none, Off),
+        ];
+        for (mode, support, want) in cases {
+            assert_eq!(
+                sandbox_decision(mode, support),
+                want,
+                "{mode:?} {support:?}"
+            );
+        }
+        let refused =
+            sandbox_check(SandboxMode::Required, Support::NotEnabled, "5.10.0").unwrap_err();
+        assert!(
+            refused.message.contains("Linux 5.10.0"),
+            "{}",
+            refused.message
+        );
+        assert!(
+            refused.message.contains("[sandbox] mode"),
+            "{}",
+            refused.message
+        );
+        assert!(
+            sandbox_check(SandboxMode::Off, none, "x")
+                .unwrap()
+                .unwrap()
+                .contains("off")
+        );
     }
 
     #[test]
@@ -588,6 +739,55 @@ mod tests {
         );
         assert!(!format!("{p:?}").contains("ghp_"));
         std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn gemini_help_must_list_skip_trust() {
+        let program = Path::new("/opt/gemini");
+        let cases = [
+            (
+                "  --skip-trust   Trust the current workspace for this session.",
+                false,
+            ),
+            ("  -y, --yolo\n  --skip-trust\n", false),
+            ("  --skip-trusted-folders   something else", true),
+            ("  --approval-mode  Set the approval mode", true),
+            // Nothing to judge: no problem rather than a guess.
+            ("", false),
+        ];
+        for (help, problem) in cases {
+            let p = gemini_trust_problem(program, help);
+            assert_eq!(p.is_some(), problem, "{help:?}");
+            if let Some(p) = p {
+                assert_eq!(p.kind, ProblemKind::GeminiTrust);
+                assert!(p.message.contains("`--skip-trust`"), "{}", p.message);
+                assert!(p.message.contains("`/opt/gemini`"), "{}", p.message);
+            }
+        }
+    }
+
+    #[test]
+    fn an_installed_gemini_without_skip_trust_blocks_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let env = Env::from_pairs([("PATH", bin.display().to_string())]);
+        let c = config(dir.path(), "[runtime_profile]\ndefault = \"gemini\"\n");
+        script(
+            &bin,
+            "gemini",
+            "case \"$1\" in --version) echo 0.20.0;; *) echo '  --approval-mode  Set the approval mode';; esac",
+        );
+        let p = preflight(&c, &env);
+        let kinds: Vec<ProblemKind> = p.problems.iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, [ProblemKind::GeminiTrust], "{:?}", p.problems);
+        script(
+            &bin,
+            "gemini",
+            "case \"$1\" in --version) echo 0.61.0;; *) echo '      --skip-trust   Trust the current workspace';; esac",
+        );
+        let p = preflight(&c, &env);
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
     }
 
     #[test]

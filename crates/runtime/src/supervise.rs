@@ -1,14 +1,15 @@
-//! Running one agent: its own process group in the worktree, a scrubbed environment, stdout
-//! normalized as it streams (bounded memory), stderr drained concurrently into a bounded buffer,
-//! and the run's limits enforced live — the whole group is killed when the running cost passes
-//! the budget or the wall clock runs out (TERM, a grace period, then KILL), and when the run
-//! future is dropped.
+//! Running one agent: started through `issueloop-process` (its own process group in the
+//! worktree, a scrubbed environment, optionally sandboxed), stdout normalized as it streams
+//! (bounded memory), stderr drained concurrently into a bounded buffer, and the run's limits
+//! enforced live — everything it started is ended when the running cost passes the budget or the
+//! wall clock runs out (TERM, a grace period, then KILL), when it exits, and when the run future
+//! is dropped.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use issueloop_config::Env;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use issueloop_process::{Launch, Sandbox, read_some};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
@@ -17,6 +18,7 @@ use crate::agent_env::{agent_env, find_program};
 use crate::error::RuntimeError;
 use crate::normalize::{DEFAULT_LINE_LIMIT, Normalizer};
 use crate::outcome::{BackendOutcome, CostUpdate, KillReason};
+use crate::stderr_tail;
 
 /// Bytes read from stdout at a time.
 const READ_CHUNK: usize = 64 << 10;
@@ -34,8 +36,8 @@ pub enum RunEvent {
 pub struct RunOptions {
     /// Between TERM and KILL when issueloop stops an agent.
     pub term_grace: Duration,
-    /// After the agent exits, how long its stdout may stay open (a background child holding it)
-    /// before the rest of its group is killed.
+    /// After the agent exits, how long its stdout may stay open before reading stops. (Every
+    /// process the agent started ends with it, so a background child no longer holds it open.)
     pub exit_drain: Duration,
     /// Bytes of stderr kept (half head, half tail).
     pub stderr_limit: usize,
@@ -43,6 +45,8 @@ pub struct RunOptions {
     pub line_limit: usize,
     /// Receives events as they happen; a full channel drops them rather than slow the reader.
     pub events: Option<mpsc::Sender<RunEvent>>,
+    /// The Landlock sandbox the agent runs in (`None`: unsandboxed).
+    pub sandbox: Option<Sandbox>,
 }
 
 impl Default for RunOptions {
@@ -53,6 +57,7 @@ impl Default for RunOptions {
             stderr_limit: 32 << 10,
             line_limit: DEFAULT_LINE_LIMIT,
             events: None,
+            sandbox: None,
         }
     }
 }
@@ -113,40 +118,25 @@ pub async fn run_with(
     }
 
     let argv_text = shell_words(&inv.argv());
-    let mut cmd = tokio::process::Command::new(&program);
-    cmd.args(&inv.args)
+    let launch = Launch::new(&program)
+        .args(&inv.args)
         .current_dir(worktree)
-        .env_clear()
-        .envs(&scrubbed.vars)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        // Its own group, so a kill reaches every process it started.
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|source| RuntimeError::Spawn {
-        argv: argv_text.clone(),
-        worktree: worktree.to_owned(),
-        source,
+        .env(scrubbed.vars.clone())
+        .stdin(inv.stdin.clone().into_bytes())
+        .output_limit(opts.stderr_limit)
+        .sandbox(opts.sandbox.clone());
+    let mut child = launch.spawn().await.map_err(|e| match e {
+        issueloop_process::LaunchError::Spawn { source, .. } => RuntimeError::Spawn {
+            argv: argv_text.clone(),
+            worktree: worktree.to_owned(),
+            source,
+        },
+        issueloop_process::LaunchError::Sandbox(e) => RuntimeError::Sandbox(e.to_string()),
     })?;
-    let pid = child.id().unwrap_or(0);
-    let mut group = GroupGuard::new(pid);
-    tracing::info!(backend = %inv.backend, pid, argv = %argv_text, worktree = %worktree.display(), "agent started");
+    let pid = child.pid();
+    tracing::info!(backend = %inv.backend, pid, argv = %argv_text, worktree = %worktree.display(), sandboxed = opts.sandbox.is_some(), "agent started");
     send(&opts.events, RunEvent::Started { pid });
-
-    let stdin_task = child.stdin.take().map(|mut stdin| {
-        let text = inv.stdin.clone();
-        tokio::spawn(async move {
-            // An agent that never reads its stdin is not an error.
-            let _ = stdin.write_all(text.as_bytes()).await;
-            let _ = stdin.shutdown().await;
-        })
-    });
-    let stderr_task = child
-        .stderr
-        .take()
-        .map(|s| tokio::spawn(read_head_tail(s, opts.stderr_limit)));
-    let mut stdout = child.stdout.take();
+    let mut stdout = child.take_stdout();
 
     let mut normalizer =
         Normalizer::new(inv.format, inv.pricing.clone()).with_line_limit(opts.line_limit);
@@ -203,6 +193,7 @@ pub async fn run_with(
                 }
             },
             exit = child.wait(), if status.is_none() => {
+                // Every process of the agent has ended with it; what it wrote is still read.
                 status = Some(exit);
                 drain_deadline = Some(Instant::now() + opts.exit_drain);
             }
@@ -214,7 +205,7 @@ pub async fn run_with(
             tracing::warn!(pid, limit = ?limits.wall_clock, "the wall-clock limit passed; stopping the agent");
         }
         send(&opts.events, RunEvent::Killed(reason));
-        group.signal(libc::SIGTERM);
+        child.terminate();
         // Within the grace period, keep reading: a harness may still report what it spent.
         let grace_end = Instant::now() + opts.term_grace;
         while stdout.is_some() || status.is_none() {
@@ -233,31 +224,17 @@ pub async fn run_with(
             }
         }
     }
-    // Whatever is left of the group (children of a finished agent included) goes now.
-    group.kill_and_disarm();
-    if status.is_none() {
-        status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-            .await
-            .ok();
-    }
+    // Whatever is left (children of a finished agent included) goes now.
     drop(stdout);
-    if let Some(t) = stdin_task {
-        t.abort();
+    let (final_status, stderr) = child.finish().await;
+    if status.is_none() {
+        status = final_status.map(Ok);
     }
-    let stderr = match stderr_task {
-        Some(task) => {
-            let abort = task.abort_handle();
-            match tokio::time::timeout(Duration::from_secs(1), task).await {
-                Ok(Ok(text)) => text,
-                _ => {
-                    abort.abort();
-                    String::new()
-                }
-            }
-        }
-        None => String::new(),
-    };
-    normalizer.set_stderr(stderr);
+    // Secret values the agent was given never reach a failure reason (see `stderr_tail`).
+    normalizer.set_stderr(stderr_tail::redact(
+        &stderr,
+        &stderr_tail::secret_values(&scrubbed.vars),
+    ));
     let exit_code = match &status {
         Some(Ok(s)) => s.code(),
         _ => None,
@@ -281,52 +258,6 @@ fn send(events: &Option<mpsc::Sender<RunEvent>>, event: RunEvent) {
     if let Some(tx) = events {
         let _ = tx.try_send(event);
     }
-}
-
-/// Read from `stdout` if it is still open; pending forever once it is closed.
-async fn read_some<R: AsyncRead + Unpin>(
-    stdout: &mut Option<R>,
-    buf: &mut [u8],
-) -> std::io::Result<usize> {
-    match stdout {
-        Some(s) => s.read(buf).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Drain a stream to its end, keeping its first and last `limit / 2` bytes.
-async fn read_head_tail<R: AsyncRead + Unpin>(mut r: R, limit: usize) -> String {
-    let half = (limit / 2).max(1);
-    let mut head: Vec<u8> = Vec::new();
-    let mut tail: std::collections::VecDeque<u8> = std::collections::VecDeque::new();
-    let mut dropped: u64 = 0;
-    let mut buf = vec![0u8; 8 << 10];
-    loop {
-        match r.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let mut chunk = &buf[..n];
-                if head.len() < half {
-                    let take = (half - head.len()).min(chunk.len());
-                    head.extend_from_slice(&chunk[..take]);
-                    chunk = &chunk[take..];
-                }
-                for &b in chunk {
-                    if tail.len() == half {
-                        tail.pop_front();
-                        dropped += 1;
-                    }
-                    tail.push_back(b);
-                }
-            }
-        }
-    }
-    let mut out = String::from_utf8_lossy(&head).into_owned();
-    if dropped > 0 {
-        out.push_str(&format!("\n… ({dropped} bytes omitted) …\n"));
-    }
-    out.push_str(&String::from_utf8_lossy(&Vec::from(tail)));
-    out
 }
 
 fn write_temporary_brief(dir: &Path, text: &str) -> Result<tempfile::NamedTempFile, RuntimeError> {
@@ -358,43 +289,6 @@ fn is_inside(path: &Path, dir: &Path) -> bool {
     canon(path).starts_with(canon(dir))
 }
 
-/// Kills the agent's process group when dropped (a cancelled run leaves nothing behind).
-struct GroupGuard {
-    pgid: libc::pid_t,
-    armed: bool,
-}
-
-impl GroupGuard {
-    fn new(pid: u32) -> Self {
-        let pgid = libc::pid_t::try_from(pid).unwrap_or(0);
-        GroupGuard {
-            pgid,
-            // Never signal group 0 (our own) or 1.
-            armed: pgid > 1,
-        }
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        if self.armed {
-            // SAFETY: killpg only sends a signal; `pgid` is the group our child leads (> 1).
-            unsafe {
-                libc::killpg(self.pgid, sig);
-            }
-        }
-    }
-
-    fn kill_and_disarm(&mut self) {
-        self.signal(libc::SIGKILL);
-        self.armed = false;
-    }
-}
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        self.signal(libc::SIGKILL);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,20 +298,6 @@ mod tests {
     fn run_future_is_send(inv: &Invocation, wt: &Path, limits: &RunLimits, env: &Env) {
         fn is_send<T: Send>(_: T) {}
         is_send(run(inv, wt, limits, env));
-    }
-
-    #[tokio::test]
-    async fn stderr_keeps_head_and_tail() {
-        let data: Vec<u8> = (0..10_000u32)
-            .flat_map(|i| format!("{i}\n").into_bytes())
-            .collect();
-        let text = read_head_tail(&data[..], 64).await;
-        assert!(text.starts_with("0\n1\n2\n"), "{text}");
-        assert!(text.ends_with("9998\n9999\n"), "{text}");
-        assert!(text.contains("bytes omitted"));
-        assert!(text.len() < 120);
-        let short = read_head_tail(&b"oops\n"[..], 64).await;
-        assert_eq!(short, "oops\n");
     }
 
     #[test]

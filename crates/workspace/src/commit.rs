@@ -151,18 +151,16 @@ impl Worktree {
                 .map_err(WorkspaceError::git(format!("cannot move `{refname}`")))?;
         }
         settings.checkpoint("branch_updated");
-        // Leave the worktree clean on its branch: HEAD on the branch, index at the new tree.
-        repo.set_head(&refname)
-            .map_err(WorkspaceError::git(format!(
-                "cannot point `HEAD` at `{refname}`"
-            )))?;
-        let mut worktree_index = repo
-            .index()
-            .map_err(WorkspaceError::git("cannot read the worktree's index"))?;
-        worktree_index
-            .read_tree(&tree)
-            .and_then(|()| worktree_index.write())
-            .map_err(WorkspaceError::git("cannot update the worktree's index"))?;
+        // Leave the worktree clean on its branch: issueloop's index at the new tree, and the
+        // agent's gitdir with its branch in HEAD and the same index.
+        // Both are conveniences: a stale private index is rebuilt from the tip's tree on the
+        // next comparison, and the agent's gitdir is the agent's. Neither undoes the commit.
+        if let Err(e) = self.reset_views(&repo, tree_id) {
+            tracing::warn!(
+                worktree = %root.display(),
+                "committed, but cannot reset the worktree's indexes: {e}"
+            );
+        }
         let parent = self.tip.to_string();
         self.tip = id;
         tracing::info!(branch = self.branch(), commit = %id, "committed the approved change");

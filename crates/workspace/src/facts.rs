@@ -74,7 +74,7 @@ pub(crate) fn collect_against(
             }
         },
     };
-    collect(repo, commit.as_ref())
+    collect(repo, commit.as_ref(), false)
 }
 
 /// Facts of the working tree of `repo` (worktree and index) against `base` (`None`: against
@@ -82,6 +82,7 @@ pub(crate) fn collect_against(
 pub(crate) fn collect(
     repo: &Repository,
     base: Option<&Commit<'_>>,
+    refresh_index: bool,
 ) -> Result<ChangeFacts, WorkspaceError> {
     let workdir = repo
         .workdir()
@@ -100,6 +101,9 @@ pub(crate) fn collect(
 
     let mut options = DiffOptions::new();
     options
+        // issueloop's private index of a run's worktree is a stat cache: refresh it while
+        // comparing. Anyone else's index (`policy check` on a checkout) is left as it is.
+        .update_index(refresh_index)
         .include_untracked(true)
         .recurse_untracked_dirs(true)
         .include_ignored(true)

@@ -9,6 +9,7 @@
 //! [`Worktree::push`] → [`Worktree::remove`] (also on drop).
 
 mod commit;
+mod contain;
 mod error;
 mod facts;
 pub mod hermetic;

@@ -5,6 +5,7 @@ use std::cell::RefCell;
 
 use git2::{Direction, Oid, PushOptions, Repository};
 
+use crate::contain::open_mirror;
 use crate::error::WorkspaceError;
 use crate::lock::FileLock;
 use crate::remote::{Deadline, RemoteSpec, callbacks};
@@ -35,10 +36,8 @@ impl Worktree {
         refuse_protected(settings, self.branch(), self.default_branch())?;
         let branch = self.branch();
         let refname = format!("refs/heads/{branch}");
-        let repo = Repository::open_bare(self.mirror()).map_err(WorkspaceError::git(format!(
-            "cannot open the mirror `{}`",
-            self.mirror().display()
-        )))?;
+        // With no configuration: nothing in a file redirects the push or the fetch before it.
+        let repo = open_mirror(self.mirror())?;
         let local = repo
             .find_reference(&refname)
             .and_then(|r| r.peel_to_commit())

@@ -128,6 +128,7 @@ impl Workspace {
                 None => {
                     // Unreadable: a live run writes its record whole before anything else.
                     remove_path(&dir.join(name))?;
+                    remove_path(&crate::contain::private_index_path(dir, name))?;
                     remove_path(&ready_path(dir, name))?;
                     remove_path(path)?;
                     log(
@@ -141,6 +142,7 @@ impl Workspace {
             let file = file_name(&path);
             let name = file
                 .strip_suffix(".ready")
+                .or_else(|| file.strip_suffix(".index"))
                 .or_else(|| file.split_once(".owner.json.tmp-").map(|(n, _)| n))
                 .unwrap_or(&file);
             if names_with_record.iter().any(|n| n == name) || file.ends_with(".owner.json") {
@@ -323,7 +325,11 @@ fn leftover_files(mirror: &Path) -> Vec<PathBuf> {
             let temporary = name.ends_with(".lock")
                 || name.starts_with("tmp_")
                 || name.starts_with("pack_git2_")
-                || name.contains("_git2_");
+                || name.contains("_git2_")
+                || (name.contains(".issueloop-")
+                    && name.ends_with(".tmp")
+                    // Another process may be about to rename it into place.
+                    && older_than(&path, Duration::from_secs(60)));
             if temporary {
                 out.push(path);
             }

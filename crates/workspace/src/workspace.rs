@@ -18,6 +18,7 @@ use git2::build::CheckoutBuilder;
 use git2::{AutotagOption, FetchOptions, Oid, Repository, RepositoryInitOptions};
 use issueloop_config::{GitConfig, RepoName};
 
+use crate::contain;
 use crate::error::WorkspaceError;
 use crate::hermetic;
 use crate::lock::FileLock;
@@ -251,7 +252,7 @@ impl Workspace {
         register_worktree(&guard.record.mirror, &guard.record)?;
         s.checkpoint("worktree_registered");
         drop(lock);
-        checkout_worktree(s, &guard.record)?;
+        checkout_worktree(s, &guard.record, &dir, start)?;
         s.checkpoint("worktree_added");
         guard.mark_ready()?;
         s.checkpoint("ready");
@@ -297,10 +298,9 @@ impl Workspace {
     ) -> Result<Mirror, WorkspaceError> {
         let s = &self.settings;
         if mirror.exists() {
-            let repo = Repository::open_bare(mirror).map_err(WorkspaceError::git(format!(
-                "cannot open the mirror `{}`",
-                mirror.display()
-            )))?;
+            // Repaired and read with no configuration: an `insteadOf` the agent of an earlier
+            // run wrote into the mirror does not redirect this fetch.
+            let repo = contain::open_mirror(mirror)?;
             let default_branch = fetch(s, &repo, mirror, url, remote)?;
             return Ok(Mirror {
                 repo,
@@ -331,6 +331,7 @@ impl Workspace {
             tmp.display()
         )))?;
         s.checkpoint("mirror_initialized");
+        contain::detach_config(&repo, &tmp)?;
         let default_branch = match fetch(s, &repo, &tmp, url, remote) {
             Ok(d) => d,
             Err(e) => {
@@ -342,12 +343,11 @@ impl Workspace {
             }
         };
         drop(repo);
+        // What issueloop's mirrors hold as configuration, whatever the library wrote.
+        contain::replace_file(&tmp.join("config"), contain::MIRROR_CONFIG.as_bytes())?;
         std::fs::rename(&tmp, mirror)
             .map_err(WorkspaceError::io("cannot move the mirror to", mirror))?;
-        let repo = Repository::open_bare(mirror).map_err(WorkspaceError::git(format!(
-            "cannot open the mirror `{}`",
-            mirror.display()
-        )))?;
+        let repo = contain::open_mirror(mirror)?;
         Ok(Mirror {
             repo,
             default_branch,
@@ -572,8 +572,15 @@ fn register_worktree(mirror: &Path, record: &OwnerRecord) -> Result<(), Workspac
 /// Check the branch out into the registered worktree. The checkout is libgit2's, without
 /// smudge filters: looking up attributes for every file costs more than the checkout itself,
 /// and the change facts apply the clean filters, so a file checked out without `eol=crlf`
-/// conversion still compares equal.
-fn checkout_worktree(s: &Settings, record: &OwnerRecord) -> Result<(), WorkspaceError> {
+/// conversion still compares equal. It goes through issueloop's own handle on the mirror, so
+/// the stat data lands in the private index; the worktree's gitdir gets a copy of it, for the
+/// agent's own git.
+fn checkout_worktree(
+    s: &Settings,
+    record: &OwnerRecord,
+    dir: &Path,
+    start: Oid,
+) -> Result<(), WorkspaceError> {
     let checkout = &record.worktree;
     let op = || {
         format!(
@@ -582,7 +589,9 @@ fn checkout_worktree(s: &Settings, record: &OwnerRecord) -> Result<(), Workspace
             checkout.display()
         )
     };
-    let repo = Repository::open(checkout).map_err(WorkspaceError::git(op()))?;
+    let index = contain::private_index_path(dir, &record.worktree_name);
+    let repo = contain::open_contained(&record.mirror, checkout, &index, None)?;
+    let commit = repo.find_commit(start).map_err(WorkspaceError::git(op()))?;
     let halfway_reported = std::cell::Cell::new(false);
     let mut options = CheckoutBuilder::new();
     options
@@ -593,6 +602,18 @@ fn checkout_worktree(s: &Settings, record: &OwnerRecord) -> Result<(), Workspace
                 s.checkpoint("checkout_progress");
             }
         });
-    repo.checkout_head(Some(&mut options))
-        .map_err(WorkspaceError::git(op()))
+    repo.checkout_tree(commit.as_object(), Some(&mut options))
+        .map_err(WorkspaceError::git(op()))?;
+    // Record the tree cache in the private index, so that checking it against the tip's tree
+    // before each comparison costs nothing.
+    let mut private = repo.index().map_err(WorkspaceError::git(op()))?;
+    private
+        .write_tree_to(&repo)
+        .and_then(|_| private.write())
+        .map_err(WorkspaceError::git(op()))?;
+    let bytes = std::fs::read(&index).map_err(WorkspaceError::io("cannot read", &index))?;
+    contain::replace_file(
+        &contain::admin_dir(&record.mirror, &record.worktree_name).join("index"),
+        &bytes,
+    )
 }

@@ -56,6 +56,16 @@ impl Worktree {
         &self.repo
     }
 
+    /// The worktree's own git directory in the mirror (`<mirror>/worktrees/<name>`: its index,
+    /// `HEAD`, logs), from what issueloop recorded when it created the worktree — never from the
+    /// checkout's `.git` file, which the agent can rewrite. The rest of the mirror (config,
+    /// hooks, refs, objects) is not in here.
+    pub fn private_gitdir(&self) -> PathBuf {
+        self.mirror()
+            .join("worktrees")
+            .join(&self.guard.record.worktree_name)
+    }
+
     /// The run's branch (`loop/<issue>-<slug>`).
     pub fn branch(&self) -> &str {
         &self.branch
@@ -91,10 +101,7 @@ impl Worktree {
     }
 
     pub(crate) fn open(&self) -> Result<Repository, WorkspaceError> {
-        Repository::open(self.path()).map_err(WorkspaceError::git(format!(
-            "cannot open the worktree `{}`",
-            self.path().display()
-        )))
+        self.repository()
     }
 
     /// The run's change: everything in the worktree that differs from the tip commit,
@@ -108,12 +115,15 @@ impl Worktree {
                 "cannot read commit `{}`",
                 self.tip
             )))?;
-        crate::facts::collect(&repo, Some(&tip))
+        crate::facts::collect(&repo, Some(&tip), true)
     }
 
-    /// The change in the worktree against `base` (a revision; `None`: its `HEAD`).
+    /// The change in the worktree against `base` (a revision; `None`: the tip commit).
     pub fn change_facts(&self, base: Option<&str>) -> Result<ChangeFacts, WorkspaceError> {
-        crate::facts::collect_against(&self.open()?, base)
+        let Some(base) = base else {
+            return self.run_change_facts();
+        };
+        crate::facts::collect_against(&self.repository_at(base)?, Some(base))
     }
 
     /// Remove the checkout, its entry in the mirror and its local branch. Pushed commits stay
@@ -127,7 +137,7 @@ impl Worktree {
 pub(crate) struct Guard {
     pub(crate) record: OwnerRecord,
     /// `<cache_dir>/worktrees/<owner>/<name>`, holding the checkout and its marker files.
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     pub(crate) settings: Arc<Settings>,
     /// Whether the mirror may hold a branch or an entry of this worktree (cleaning them takes
     /// the mirror lock, which is not worth waiting for when nothing was put there).
@@ -239,6 +249,10 @@ pub(crate) fn remove_worktree(
         }
     }
     settings.checkpoint("mirror_entry_removed");
+    remove_path(&crate::contain::private_index_path(
+        dir,
+        &record.worktree_name,
+    ))?;
     remove_path(&ready_path(dir, &record.worktree_name))?;
     remove_path(&owner_path(dir, &record.worktree_name))
 }

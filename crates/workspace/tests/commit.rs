@@ -164,7 +164,8 @@ fn facts_against_another_base_are_refused() {
     git(wt.path(), &["commit", "-q", "-m", "agent"]);
     write(wt.path(), "b.txt", "b\n");
     let policy = CompiledPolicy::new(&builtin_policy().for_repo(None)).unwrap();
-    let since_head = approve(wt.change_facts(None).unwrap(), &policy).unwrap();
+    let head = git(wt.path(), &["rev-parse", "HEAD"]);
+    let since_head = approve(wt.change_facts(Some(&head)).unwrap(), &policy).unwrap();
     let err = wt.commit(&since_head, "x\n").unwrap_err();
     assert!(
         matches!(err, WorkspaceError::FactsBaseMismatch { .. }),

@@ -165,7 +165,8 @@ fn commits_the_agent_made_are_part_of_the_run_change() {
     let run = wt.run_change_facts().unwrap();
     let paths: Vec<&str> = run.paths.iter().map(|p| p.path.as_str()).collect();
     assert_eq!(paths, vec!["committed.txt", "uncommitted.txt"]);
-    let since_head = wt.change_facts(None).unwrap();
+    let head = git(wt.path(), &["rev-parse", "HEAD"]);
+    let since_head = wt.change_facts(Some(&head)).unwrap();
     let paths: Vec<&str> = since_head.paths.iter().map(|p| p.path.as_str()).collect();
     assert_eq!(paths, vec!["uncommitted.txt"]);
 }
@@ -329,8 +330,8 @@ fn submodule_bumps_are_caught_staged_or_checked_out() {
     let wt = fx.prepare(&fx.workspace(), "loop/1-a");
     let dir = wt.path();
     let [old, new] = [&fx.lib_commits[0], &fx.lib_commits[1]];
-    // Staged: the index records a new pointer. `ignore = all` (which makes `git status` quiet
-    // about the submodule) does not hide it.
+    // Staged only: the agent's index records a new pointer, the working files do not. The
+    // agent's index is not read: this is no change, and no commit would carry it.
     let ignore_key = "submodule.vendor/lib.ignore";
     git(dir, &["config", "-f", ".gitmodules", ignore_key, "all"]);
     git(
@@ -342,21 +343,18 @@ fn submodule_bumps_are_caught_staged_or_checked_out() {
         ],
     );
     let facts = wt.run_change_facts().unwrap();
-    let sub = find(&facts, "vendor/lib");
     assert_eq!(
-        (sub.old_id.as_deref(), sub.new_id.as_deref()),
-        (Some(old.as_str()), Some(new.as_str()))
+        facts
+            .paths
+            .iter()
+            .map(|p| p.path.as_str())
+            .collect::<Vec<_>>(),
+        [".gitmodules"]
     );
-    assert!(sub.is_submodule_change());
-    let verdict = judge(&facts, &policy());
-    assert_eq!(
-        rules(&verdict),
-        vec![(Rule::SubmoduleChange, "vendor/lib".into())]
-    );
-    assert!(judge(&facts, &policy_with(|r| r.allow_submodules = true)).is_clean());
     git(dir, &["checkout", "-q", "--", ".gitmodules"]);
 
-    // Checked out: the submodule's own HEAD moved, the index is unchanged.
+    // Checked out: the submodule's own HEAD moved. `ignore = all` (which makes `git status`
+    // quiet about the submodule) does not hide it.
     git(
         dir,
         &[
@@ -378,9 +376,29 @@ fn submodule_bumps_are_caught_staged_or_checked_out() {
         ],
     );
     git(&lib, &["checkout", "-q", new]);
+    git(dir, &["config", "-f", ".gitmodules", ignore_key, "all"]);
     let facts = wt.run_change_facts().unwrap();
     let sub = find(&facts, "vendor/lib");
-    assert_eq!(sub.new_id.as_deref(), Some(new.as_str()));
+    assert_eq!(
+        (sub.old_id.as_deref(), sub.new_id.as_deref()),
+        (Some(old.as_str()), Some(new.as_str()))
+    );
+    assert!(sub.is_submodule_change());
+    let verdict = judge(&facts, &policy());
+    assert_eq!(
+        rules(&verdict)
+            .into_iter()
+            .filter(|(_, p)| p == "vendor/lib")
+            .collect::<Vec<_>>(),
+        vec![(Rule::SubmoduleChange, "vendor/lib".into())]
+    );
+    assert!(
+        !judge(&facts, &policy_with(|r| r.allow_submodules = true))
+            .violations
+            .iter()
+            .any(|v| v.rule == Rule::SubmoduleChange)
+    );
+    git(dir, &["checkout", "-q", "--", ".gitmodules"]);
     git(&lib, &["checkout", "-q", old]);
     assert!(
         wt.run_change_facts().unwrap().paths.is_empty(),

@@ -95,6 +95,7 @@ impl Repo {
             env: self.env(),
             scratch_dir: None,
             git_timeout: Duration::from_secs(30),
+            sandbox: None,
         }
     }
 }

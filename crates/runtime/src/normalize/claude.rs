@@ -330,6 +330,7 @@ impl State {
         let (estimate, estimate_usage) = self.estimate.total(p);
         let Some(r) = self.result.as_ref().filter(|_| !self.session_open) else {
             // No result for the last session: truncated or killed.
+            let unexplained = self.last_api_error.is_none();
             let error = self.last_api_error.clone().unwrap_or_else(|| {
                 "the stream ended without a `result` frame (truncated, or the agent was killed)"
                     .into()
@@ -346,6 +347,7 @@ impl State {
                 cost_usd: cost + estimate.unwrap_or(0.0),
                 usage,
                 model,
+                unexplained,
                 ..Verdict::failed(error)
             };
         };
@@ -406,6 +408,7 @@ impl State {
             model,
             warnings,
             self_reported: true,
+            unexplained: false,
         }
     }
 }

@@ -187,10 +187,12 @@ impl State {
     }
 
     pub fn verdict(&self, p: &Pricing) -> Verdict {
+        let mut unexplained = false;
         let (status, error) = match &self.last_turn {
             Some(Turn::Completed) if !self.turn_open => (Status::Completed, None),
             Some(Turn::Failed(m)) if !self.turn_open => (Status::Failed, Some(m.clone())),
             _ => {
+                unexplained = self.last_error.is_none();
                 let what = if self.turn_open {
                     "a turn started and never finished (no `turn.completed` or `turn.failed`)"
                 } else {
@@ -229,6 +231,7 @@ impl State {
             model: p.model.clone(),
             warnings,
             self_reported: true,
+            unexplained,
         }
     }
 }

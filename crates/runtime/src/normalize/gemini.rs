@@ -340,6 +340,7 @@ impl State {
                 final_message,
                 model: self.init_model.clone().or_else(|| p.model.clone()),
                 warnings: self.warnings.clone(),
+                unexplained: self.severe_error.is_none(),
                 ..Verdict::failed(match &self.severe_error {
                     Some(e) => format!("the stream has no `result` event; last error: {e}"),
                     None => "the stream has no `result` event (truncated, or the agent was killed)"
@@ -388,6 +389,7 @@ impl State {
                 .or_else(|| p.model.clone()),
             warnings,
             self_reported: true,
+            unexplained: false,
         }
     }
 }

@@ -20,6 +20,7 @@ use serde::de::{DeserializeOwned, SeqAccess, Visitor};
 use crate::format::Format;
 use crate::outcome::{BackendOutcome, CostSource, CostUpdate, KillReason, Status, Usage};
 use crate::pricing::Pricing;
+use crate::stderr_tail;
 
 /// Lines longer than this are dropped (and counted): no harness event we read comes close.
 pub const DEFAULT_LINE_LIMIT: usize = 16 << 20;
@@ -168,8 +169,21 @@ impl Normalizer {
             let generic = error.as_deref().is_none_or(|e| {
                 e.starts_with("the agent exited with code") || e.starts_with("the agent was ended")
             });
-            if generic {
-                let detail = last_lines(&self.stderr, 5)
+            if verdict.unexplained && !generic {
+                // The stream stopped short without saying why; the harness may have said so on
+                // stderr ("No API key found…", "not running in a trusted directory…").
+                // Its own words replace the guess ("truncated, or killed") about the stream.
+                if let Some(tail) = stderr_tail::tail(&self.stderr) {
+                    let how = match exit_code {
+                        Some(code) => format!("the agent exited with code {code}"),
+                        None => "the agent was ended by a signal".to_owned(),
+                    };
+                    error = Some(format!(
+                        "{how} without finishing its output; its stderr ends with:\n{tail}"
+                    ));
+                }
+            } else if generic {
+                let detail = stderr_tail::tail(&self.stderr)
                     .or_else(|| verdict.hint.clone())
                     .or_else(|| {
                         (!self.report.stray.is_empty())
@@ -423,6 +437,9 @@ pub(crate) struct Verdict {
     pub warnings: Vec<String>,
     /// The stream itself claims success or failure (every harness format; not plain text).
     pub self_reported: bool,
+    /// The stream ended without its terminal event and without an error of its own: it does not
+    /// say why the run failed, so the reason carries the end of stderr.
+    pub unexplained: bool,
 }
 
 impl Verdict {
@@ -438,6 +455,7 @@ impl Verdict {
             model: None,
             warnings: Vec::new(),
             self_reported: true,
+            unexplained: false,
         }
     }
 
@@ -633,19 +651,6 @@ pub(crate) fn tokens(value: Option<f64>) -> u64 {
         Some(v) if v.is_finite() && v > 0.0 => v as u64,
         _ => 0,
     }
-}
-
-/// The last `n` non-empty lines of `s`, or `None` when there are none.
-pub(crate) fn last_lines(s: &str, n: usize) -> Option<String> {
-    let lines: Vec<&str> = s
-        .lines()
-        .map(str::trim_end)
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    if lines.is_empty() {
-        return None;
-    }
-    Some(lines[lines.len().saturating_sub(n)..].join("\n"))
 }
 
 #[cfg(test)]

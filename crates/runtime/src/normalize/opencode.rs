@@ -202,6 +202,9 @@ impl State {
             model: p.model.clone(),
             warnings: Vec::new(),
             self_reported: true,
+            // No terminal step and no error event: the stream does not say why.
+            unexplained: self.pending_error.is_none()
+                && (self.step_open || (!self.done && self.last_reason.is_none())),
         }
     }
 }

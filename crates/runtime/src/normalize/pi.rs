@@ -286,6 +286,7 @@ impl State {
 
     pub fn verdict(&self) -> Verdict {
         let terminal = self.settled || self.ended;
+        let unexplained = !terminal && self.last.as_ref().is_none_or(|l| l.stop_reason != "error");
         let (status, error) = if !terminal {
             let error = match &self.last {
                 Some(l) if l.stop_reason == "error" => l
@@ -356,6 +357,7 @@ impl State {
             model: self.model.clone(),
             warnings,
             self_reported: true,
+            unexplained,
         }
     }
 }

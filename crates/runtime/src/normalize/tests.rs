@@ -311,10 +311,11 @@ fn stderr_explains_a_failure_the_stream_does_not() {
     n.set_stderr("Error: OPENAI_API_KEY is not set\n".into());
     let o = n.finish(Some(1), None);
     assert_eq!(o.status, Status::Failed);
-    assert!(
-        o.error.as_deref().unwrap().contains("no turn result"),
-        "{:?}",
-        o.error
+    assert_eq!(
+        o.error.as_deref(),
+        Some(
+            "the agent exited with code 1 without finishing its output; its stderr ends with:\nError: OPENAI_API_KEY is not set"
+        )
     );
     let mut n = Normalizer::new(Format::Text, Pricing::default());
     n.set_stderr("Error: OPENAI_API_KEY is not set\n".into());
@@ -323,6 +324,110 @@ fn stderr_explains_a_failure_the_stream_does_not() {
         o.error.as_deref(),
         Some("the agent exited with code 1: Error: OPENAI_API_KEY is not set")
     );
+}
+
+#[test]
+fn a_stream_that_stops_short_carries_the_end_of_stderr() {
+    // (harness, stdout, exit code, stderr, text the reason must contain, or None: the stream
+    // explains the failure itself and stderr stays out of the reason)
+    let pi_stderr = "No API key found for the selected model.\n\nUse /login to log into a provider via OAuth or API key. See:\n  docs/providers.md\n";
+    let gemini_stderr = "Approval mode overridden to \"default\" because the current folder is not trusted.\n\u{1b}[31mGemini CLI is not running in a trusted directory. To proceed, either use `--skip-trust`, set the `GEMINI_CLI_TRUST_WORKSPACE=true` environment variable, or trust this directory in interactive mode.\u{1b}[0m\n";
+    type Case<'a> = (Format, &'a str, Option<i32>, &'a str, Option<&'a str>);
+    let cases: [Case; 8] = [
+        (
+            Format::Pi,
+            "{\"type\":\"session\",\"version\":3,\"id\":\"s\",\"cwd\":\"/w\"}\n",
+            Some(1),
+            pi_stderr,
+            Some("No API key found for the selected model."),
+        ),
+        // Exit code 0 and no terminal event: still the stderr's explanation.
+        (
+            Format::Pi,
+            "{\"type\":\"session\",\"version\":3,\"id\":\"s\",\"cwd\":\"/w\"}\n",
+            Some(0),
+            pi_stderr,
+            Some("Use /login to log into a provider"),
+        ),
+        (
+            Format::Gemini,
+            "",
+            Some(55),
+            gemini_stderr,
+            Some(
+                "Gemini CLI is not running in a trusted directory. To proceed, either use `--skip-trust`",
+            ),
+        ),
+        (
+            Format::OpenCode,
+            "",
+            Some(1),
+            "Error: Model not found: scripted/none\n",
+            Some("Model not found: scripted/none"),
+        ),
+        (
+            Format::ClaudeCode,
+            "{\"type\":\"system\",\"subtype\":\"init\",\"model\":\"m\"}\n",
+            Some(1),
+            "Error: fetch failed\n",
+            Some("Error: fetch failed"),
+        ),
+        (
+            Format::Codex,
+            "{\"type\":\"thread.started\",\"thread_id\":\"t\"}\n",
+            Some(1),
+            "Error: Missing environment variable: `SCRIPTED_KEY`.\n",
+            Some("Missing environment variable: `SCRIPTED_KEY`"),
+        ),
+        // The stream says why: stderr noise stays out.
+        (
+            Format::ClaudeCode,
+            "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":true,\"result\":\"Not logged in · Please run /login\",\"total_cost_usd\":0}\n",
+            Some(1),
+            "some warning on stderr\n",
+            None,
+        ),
+        (
+            Format::Codex,
+            "{\"type\":\"turn.started\"}\n{\"type\":\"turn.failed\",\"error\":{\"message\":\"401 Unauthorized\"}}\n",
+            Some(1),
+            "some warning on stderr\n",
+            None,
+        ),
+    ];
+    for (format, stdout, exit, stderr, want) in cases {
+        let mut n = Normalizer::new(format, Pricing::default());
+        n.feed(stdout.as_bytes());
+        n.set_stderr(stderr.into());
+        let o = n.finish(exit, None);
+        assert_eq!(o.status, Status::Failed, "{format:?} {stdout}");
+        let error = o.error.unwrap_or_default();
+        match want {
+            Some(text) => {
+                assert!(error.contains(text), "{format:?}: {error}");
+                assert!(
+                    !error.contains('\u{1b}'),
+                    "control characters kept: {error:?}"
+                );
+            }
+            None => assert!(!error.contains("stderr"), "{format:?}: {error}"),
+        }
+    }
+}
+
+#[test]
+fn the_stderr_in_a_reason_is_bounded() {
+    let mut n = Normalizer::new(Format::Pi, Pricing::default());
+    let noise: String = (0..500).map(|i| format!("noise line {i}\n")).collect();
+    n.set_stderr(noise + "No API key found for the selected model.\n");
+    let o = n.finish(Some(1), None);
+    let error = o.error.unwrap();
+    assert!(
+        error.ends_with("No API key found for the selected model."),
+        "{error}"
+    );
+    assert!(error.len() < 2048 + 200, "{}", error.len());
+    assert!(!error.contains("noise line 400\n"), "{error}");
 }
 
 #[test]

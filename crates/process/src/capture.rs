@@ -1,11 +1,11 @@
-//! Bounded capture of a gate's output: the first and last bytes up to a limit, however much the
-//! gate prints.
+//! Bounded capture of a child's output: the first and last bytes up to a limit, however much the
+//! child prints.
 
 use std::collections::VecDeque;
 
 /// The head and tail of a byte stream, at most `limit` bytes in memory.
 #[derive(Debug)]
-pub(crate) struct BoundedCapture {
+pub struct BoundedCapture {
     head: Vec<u8>,
     tail: VecDeque<u8>,
     head_limit: usize,
