@@ -115,10 +115,7 @@ fn resolved_paths(config: &Config) -> Vec<ResolvedPath> {
         ),
         issueloop_config::StateBackend::Github => {
             push("state.path", shown(&config.state.path));
-            push(
-                "state.branch",
-                super::ledger::github_state_location(config),
-            );
+            push("state.branch", super::ledger::github_state_location(config));
         }
     }
     if config.forge.kind == issueloop_config::ForgeKind::Local {

@@ -28,7 +28,16 @@ pub fn use_github_state(g: &GithubWorld) {
 pub fn runner_folder(g: &GithubWorld, name: &str) -> PathBuf {
     let dir = g.world.root().join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(&g.world.config, dir.join("issueloop.toml")).unwrap();
+    let text = std::fs::read_to_string(&g.world.config).unwrap();
+    // The agent's log (how the test counts agent runs) is the world's, shared by all: the
+    // sandbox lets the agent write it only where the configuration says, by absolute path.
+    let observe = g.world.root().join("observe");
+    let text = text.replace(
+        "extra_writable = [\"observe\"]",
+        &format!("extra_writable = [\"{}\"]", observe.display()),
+    );
+    assert!(text.contains(&observe.display().to_string()), "{text}");
+    std::fs::write(dir.join("issueloop.toml"), text).unwrap();
     dir
 }
 
