@@ -38,14 +38,21 @@ const GITHUB_STEPS: &[&str] = &["after_claim", "after_push", "before_finish"];
 /// but not told).
 const DENIED_STEPS: &[&str] = &["after_agent", "before_finish"];
 
-/// The run's wall clock and the grace after it: a dead run's reservation expires, and its claim
-/// goes stale, this long after it was made. Generous, so a loaded machine does not time the
+/// The run's wall clock and the grace after it: a dead run's reservation expires this long after
+/// it was made (and its 3 s claim lease, plus a 1 s margin, well before). Generous, so a loaded machine does not time the
 /// agent out.
 const WALL_CLOCK: &str = "6s";
 const GRACE: &str = "1s";
 const PAST_EXPIRY: Duration = Duration::from_millis(7_500);
 
 const SIGKILL: i32 = 9;
+
+/// A 3 s claim lease, so a dead run's claim expires within `PAST_EXPIRY` (its renewals need a
+/// higher write limit on GitHub).
+fn short_lease(w: &World) {
+    support::lease::set_lease_ttl(w, "3s");
+    support::lease::raise_write_limit(w);
+}
 
 fn knobs() -> Knobs {
     Knobs {
@@ -92,11 +99,13 @@ impl Setup {
         match forge {
             Forge::Local => {
                 let mut w = World::new(knobs());
+                short_lease(&w);
                 let n = w.add_issue("Add feature", body, MAINTAINER);
                 (Setup::Local(w), n)
             }
             Forge::Github => {
                 let g = GithubWorld::new(knobs());
+                short_lease(&g.world);
                 let n = g.approved_issue("Add feature", body, MAINTAINER);
                 (Setup::Github(g), n)
             }

@@ -7,7 +7,9 @@
 //! without credentials whose reason carries the CLI's own explanation (in the report, the
 //! journal, the issue comment and the job summary); a run killed at its wall clock while the
 //! model is slow; and, for the CLIs that report cost as they go (Claude Code, Pi, OpenCode), a
-//! run stopped when its cost passes the run budget.
+//! run stopped when its cost passes the run budget; and a run pointed at a closed local port (no
+//! network), whose reason carries what the CLI said about it, whether it gives up by itself or
+//! retries until the wall clock stops it.
 //!
 //! How each CLI is pointed at the server (see docs/runtimes.md):
 //! - Claude Code: `ANTHROPIC_BASE_URL` and `ANTHROPIC_API_KEY` (Anthropic Messages, SSE).
@@ -172,6 +174,18 @@ fn script(usage: (u64, u64)) -> Value {
 
 /// Set up `cli` against a server running `script`, with credentials or without.
 fn scene(cli: Cli, knobs: Knobs, script: Value, credentials: bool) -> Option<Scene> {
+    scene_at(cli, knobs, script, credentials, None)
+}
+
+/// [`scene`] with the CLI pointed at `endpoint` instead of the server (which still runs, and
+/// logs any request that reaches it).
+fn scene_at(
+    cli: Cli,
+    knobs: Knobs,
+    script: Value,
+    credentials: bool,
+    endpoint: Option<String>,
+) -> Option<Scene> {
     let program = agent_cli(cli.bin())?;
     let mut w = World::new(Knobs {
         reflect_attempts: 0,
@@ -183,7 +197,7 @@ fn scene(cli: Cli, knobs: Knobs, script: Value, credentials: bool) -> Option<Sce
     // Pi without credentials runs its default model: a fresh install with no key.
     let model = (credentials || cli != Cli::Pi).then(|| cli.model());
     select_backend(&w.config, cli, &program, model);
-    let url = server.url();
+    let url = endpoint.unwrap_or_else(|| server.url());
     let mut env: Vec<(String, String)> = vec![
         ("HOME".into(), home.display().to_string()),
         (
@@ -703,4 +717,134 @@ fn pi_is_stopped_at_the_run_budget() {
 #[test]
 fn opencode_is_stopped_at_the_run_budget() {
     is_stopped_at_the_run_budget(Cli::OpenCode);
+}
+
+/// An endpoint nobody listens on: a local port bound, read and released.
+fn closed_endpoint() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// The CLI pointed at a closed port: no PR, no more spent than the run budget, and a reason (in
+/// the report, the journal, the issue comment and the job summary) that carries the CLI's own
+/// words about it. `wall_clock` is short for the CLIs that retry until stopped; `reason` is how
+/// the run ends (`timed_out` for those, `agent_failed` for one that gives up).
+fn explains_no_network(cli: Cli, wall_clock: &'static str, reason: &str, explanation: &str) {
+    let knobs = Knobs {
+        wall_clock,
+        ..Knobs::default()
+    };
+    let budget = knobs.run_cost;
+    let Some(s) = scene_at(
+        cli,
+        knobs,
+        script((1000, 100)),
+        true,
+        Some(closed_endpoint()),
+    ) else {
+        return;
+    };
+    let tick = s.run_once();
+    let run = run_of(&tick.report, s.issue);
+    assert_eq!(
+        run["reason"], reason,
+        "{cli:?}: {:#}\n{}",
+        tick.report, tick.stderr
+    );
+    let detail = run["detail"].as_str().unwrap_or_default();
+    eprintln!(
+        "{cli:?} without network ({:.1} s): {detail}",
+        tick.elapsed.as_secs_f64()
+    );
+    assert!(
+        detail.contains(explanation),
+        "{cli:?}: the reason lacks `{explanation}`: {detail}"
+    );
+    assert!(!detail.contains(KEY));
+    assert!(s.w.pulls().is_empty());
+    assert!(s.w.remote_branches().is_empty());
+    assert!(
+        s.server.requests().is_empty(),
+        "{cli:?}: a request reached the model server"
+    );
+    let charged = charged(&s.w);
+    assert!(
+        charged <= budget + 1e-9,
+        "{cli:?}: charged {charged}, more than the run budget {budget}"
+    );
+    assert!(
+        s.w.issue_text(s.issue).contains(explanation),
+        "{cli:?}: the issue comment lacks it:\n{}",
+        s.w.issue_text(s.issue)
+    );
+    let journal = s.journal_text();
+    assert!(
+        journal.contains(explanation),
+        "{cli:?}: the journal lacks it:\n{journal}"
+    );
+    assert!(
+        tick.summary.contains(explanation),
+        "{cli:?}: the summary lacks it:\n{}",
+        tick.summary
+    );
+}
+
+/// Each CLI pointed at a closed port, all at once in threads of one test: most of the time is
+/// spent waiting for wall clocks, so running them side by side keeps the suite's added time to
+/// the slowest case (Gemini's 40 s) rather than their sum. A failure names every CLI that failed.
+#[test]
+fn each_cli_without_network_says_so() {
+    let cases: [(Cli, &'static str, &'static str, &'static str); 5] = [
+        // Claude Code retries 10 times with growing delays (minutes in all); its only words are
+        // the `api_retry` events of its stream, error class `unknown`, no HTTP status.
+        (Cli::Claude, "10s", "timed_out", "`api_retry` attempt"),
+        // Codex reconnects forever; its stream says why.
+        (
+            Cli::Codex,
+            "10s",
+            "timed_out",
+            "Reconnecting... waiting for network",
+        ),
+        // Pi retries a few times within seconds, then ends its stream with the error.
+        (Cli::Pi, "60s", "agent_failed", "Connection error."),
+        // OpenCode retries with growing delays; its JSON stream stays silent, and only its log
+        // (on stderr with `--print-logs`) says why: "Cannot connect to API: Unable to connect.
+        // Is the computer able to access the url?" (and the same words when it cannot fetch
+        // its models list offline). As long as Gemini's: it may take 30 s to start when busy.
+        (
+            Cli::OpenCode,
+            "40s",
+            "timed_out",
+            "Unable to connect. Is the computer able to access the url?",
+        ),
+        // Gemini retries for minutes, printing each failed attempt (and a stack) on stderr.
+        (Cli::Gemini, "40s", "timed_out", "fetch failed"),
+    ];
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = cases
+            .iter()
+            .map(|&(cli, wall_clock, reason, words)| {
+                (
+                    cli,
+                    scope.spawn(move || explains_no_network(cli, wall_clock, reason, words)),
+                )
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|(cli, h)| {
+                h.join().err().map(|panic| {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_default();
+                    format!("{cli:?}: {message}")
+                })
+            })
+            .collect()
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

@@ -8,10 +8,11 @@
 //! `max_concurrent_runs` at once → report.
 
 mod contain;
+mod heartbeat;
 mod outcome;
 mod run;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use issueloop_config::{Config, Env, RepoName};
@@ -119,7 +120,7 @@ impl Pipeline {
 
         // Issues whose last run is known dead (same host, process gone): their claim is taken
         // over now instead of after the wall clock.
-        let mut dead_runs: BTreeSet<(String, u64)> = BTreeSet::new();
+        let mut dead_runs: BTreeMap<(String, u64), String> = BTreeMap::new();
         if !opts.dry_run {
             dead_runs = self.expire_reservations(started_at)?;
             match self.workspace.cleanup_stale() {
@@ -138,16 +139,30 @@ impl Pipeline {
             .into_iter()
             .map(CandidateFacts::normalized)
             .collect();
+        // A lease held by a run known dead on this host holds nothing: selection judges that
+        // claim by the (zero) age rule below, and the claim by `dead_holder`.
+        let mut selection_view = candidates.clone();
+        for facts in &mut selection_view {
+            let dead = dead_runs.get(&(facts.issue.repo.full(), facts.issue.number));
+            if let Some(claim) = &mut facts.claim
+                && claim
+                    .lease
+                    .as_ref()
+                    .is_some_and(|l| Some(&l.holder) == dead)
+            {
+                claim.lease = None;
+            }
+        }
         if !opts.dry_run {
             self.save_poll_state(&poll, &mut report);
         }
 
         let selection = issueloop_triage::select(
-            &candidates,
+            &selection_view,
             &self.config.labels,
             started_at,
             |f| {
-                if dead_runs.contains(&(f.issue.repo.full(), f.issue.number)) {
+                if dead_runs.contains_key(&(f.issue.repo.full(), f.issue.number)) {
                     std::time::Duration::ZERO
                 } else {
                     issueloop_triage::claim_stale_after(&self.config.budget, &self.config.labels, f)
@@ -162,7 +177,10 @@ impl Pipeline {
             "selection made"
         );
         for skipped in &selection.skipped {
-            self.report_triage_skip(skipped, &candidates, opts, &mut report)
+            let dead_holder = dead_runs
+                .get(&(skipped.repo.full(), skipped.number))
+                .map(String::as_str);
+            self.report_triage_skip(skipped, &candidates, dead_holder, opts, &mut report)
                 .await;
         }
 
@@ -197,9 +215,12 @@ impl Pipeline {
                     }
                 },
             };
-            let owner_dead = dead_runs.contains(&(facts.issue.repo.full(), facts.issue.number));
+            let dead_holder = dead_runs
+                .get(&(facts.issue.repo.full(), facts.issue.number))
+                .cloned();
             if let Some(mut item) = self.reserve(selected, facts, info, opts, &mut report)? {
-                item.claim_owner_dead = owner_dead;
+                item.claim_owner_dead = dead_holder.is_some();
+                item.dead_holder = dead_holder;
                 reserved.push(item);
             }
         }
@@ -244,9 +265,13 @@ impl Pipeline {
 
     /// Charge the reservations of runs that will never settle: those whose process is seen
     /// dead on this host (at once), and those past their wall clock plus grace (any host).
-    /// Returns the issues of the runs seen dead, whose claims may be taken over now.
-    fn expire_reservations(&self, now: Timestamp) -> Result<BTreeSet<(String, u64)>, TickError> {
-        let mut dead = BTreeSet::new();
+    /// Returns the issues of the runs seen dead, with their run ids: claims (and leases) those
+    /// runs hold may be taken over now.
+    fn expire_reservations(
+        &self,
+        now: Timestamp,
+    ) -> Result<BTreeMap<(String, u64), String>, TickError> {
+        let mut dead = BTreeMap::new();
         for expired in self.store.expire_dead(now)? {
             tracing::warn!(
                 run = %expired.run_id,
@@ -262,7 +287,7 @@ impl Pipeline {
                         .into(),
                 },
             );
-            dead.insert((expired.repo, expired.issue));
+            dead.insert((expired.repo, expired.issue), expired.run_id.to_string());
         }
         for expired in self.store.expire(now)? {
             tracing::warn!(
@@ -355,6 +380,7 @@ impl Pipeline {
         &self,
         skipped: &issueloop_triage::Skipped,
         candidates: &[CandidateFacts],
+        dead_holder: Option<&str>,
         opts: &TickOptions,
         report: &mut TickReport,
     ) {
@@ -408,7 +434,7 @@ impl Pipeline {
                 }
             }
         }
-        self.release_leftover_claim(skipped, facts, opts, report)
+        self.release_leftover_claim(skipped, facts, dead_holder, opts, report)
             .await;
         report
             .runs
@@ -422,13 +448,19 @@ impl Pipeline {
         &self,
         skipped: &issueloop_triage::Skipped,
         facts: &CandidateFacts,
+        dead_holder: Option<&str>,
         opts: &TickOptions,
         report: &mut TickReport,
     ) {
         let stale_after =
             issueloop_triage::claim_stale_after(&self.config.budget, &self.config.labels, facts);
-        let Some(release) = leftover_claim(skipped.reason, facts, stale_after, Timestamp::now())
-        else {
+        let Some(release) = leftover_claim(
+            skipped.reason,
+            facts,
+            stale_after,
+            Timestamp::now(),
+            dead_holder,
+        ) else {
             return;
         };
         let (repo, number) = (&facts.issue.repo, facts.issue.number);
@@ -464,6 +496,16 @@ impl Pipeline {
             remote_head: None,
             took_over: None,
             lock_ref: None,
+            // The dead run's lease: the forge releases a claim only while that run still holds it.
+            lease: facts
+                .claim
+                .as_ref()
+                .and_then(|c| c.lease.clone())
+                .unwrap_or_else(|| issueloop_triage::LeaseFacts {
+                    holder: String::new(),
+                    expires: facts.claim.as_ref().map_or(report.started_at, |c| c.at),
+                    ttl: std::time::Duration::ZERO,
+                }),
         };
         let label_published = facts.open_pr.is_some()
             && !facts
@@ -628,6 +670,7 @@ impl Pipeline {
                 crate::failpoint::hit(&self.env, "after_reserve");
                 Ok(Some(run::Reserved {
                     claim_owner_dead: false,
+                    dead_holder: None,
                     run_id,
                     facts: facts.clone(),
                     selected: selected.clone(),
@@ -669,7 +712,7 @@ impl Pipeline {
 }
 
 /// How to release the claim on an issue the tick skipped, if it is one a dead run left: only a
-/// stale claim, and only on an issue whose outcome is final (a later tick that runs the issue
+/// claim whose lease expired (or, without a lease record, a stale one), and only on an issue whose outcome is final (a later tick that runs the issue
 /// takes a stale claim over instead). A published issue keeps its PR's branch; a failed one
 /// loses its branch, as the failed run would have deleted it.
 fn leftover_claim(
@@ -677,12 +720,18 @@ fn leftover_claim(
     facts: &CandidateFacts,
     stale_after: std::time::Duration,
     now: Timestamp,
+    dead_holder: Option<&str>,
 ) -> Option<issueloop_forge::Release> {
     use issueloop_forge::Release;
     use issueloop_triage::SkipReason;
     let claim = facts.claim.as_ref()?;
-    let stale_after = jiff::SignedDuration::try_from(stale_after).ok()?;
-    if now.duration_since(claim.at) <= stale_after {
+    let holder_dead = claim
+        .lease
+        .as_ref()
+        .is_some_and(|l| Some(l.holder.as_str()) == dead_holder);
+    if !holder_dead
+        && issueloop_triage::claim_state(claim.at, claim.lease.as_ref(), now, stale_after).is_live()
+    {
         return None;
     }
     match reason {
@@ -738,6 +787,7 @@ mod tests {
             claim: claimed_at.map(|at| ClaimFacts {
                 at: at.parse().expect("timestamp"),
                 by_us: false,
+                lease: None,
             }),
         }
     }
@@ -772,10 +822,38 @@ mod tests {
         ];
         for (reason, claimed_at, expected) in table {
             assert_eq!(
-                leftover_claim(reason, &facts(claimed_at), hour, now),
+                leftover_claim(reason, &facts(claimed_at), hour, now, None),
                 expected,
                 "{reason:?} claimed at {claimed_at:?}"
             );
         }
+        // A renewed lease keeps an old claim, on a published issue too: its run still lives.
+        let mut renewed = facts(stale);
+        if let Some(claim) = &mut renewed.claim {
+            claim.lease = Some(issueloop_triage::LeaseFacts {
+                holder: "live-run".into(),
+                expires: "2025-01-01T12:01:00Z".parse().expect("timestamp"),
+                ttl: Duration::from_secs(180),
+            });
+        }
+        assert_eq!(
+            leftover_claim(SkipReason::HasOpenPr, &renewed, hour, now, None),
+            None
+        );
+        // Unless its run is known dead on this host.
+        assert_eq!(
+            leftover_claim(SkipReason::HasOpenPr, &renewed, hour, now, Some("live-run")),
+            Some(Release::KeepBranch)
+        );
+        // Its lease expired: released.
+        if let Some(claim) = &mut renewed.claim
+            && let Some(lease) = &mut claim.lease
+        {
+            lease.expires = "2025-01-01T11:00:00Z".parse().expect("timestamp");
+        }
+        assert_eq!(
+            leftover_claim(SkipReason::HasOpenPr, &renewed, hour, now, None),
+            Some(Release::KeepBranch)
+        );
     }
 }

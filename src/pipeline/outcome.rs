@@ -20,6 +20,10 @@ pub struct RunFailure {
 pub enum Reason {
     /// Another runner holds the issue; nothing was written.
     Claimed,
+    /// The run could not keep its claim's lease (another run took the issue over, or renewals
+    /// kept failing until it would lapse): it stops before publishing and leaves the issue to
+    /// whoever holds it now.
+    LeaseLost,
     /// The service is shutting down; the issue is given back untouched.
     ShuttingDown,
     AgentFailed,
@@ -44,6 +48,7 @@ impl Reason {
     pub fn id(self) -> &'static str {
         match self {
             Reason::Claimed => "claimed",
+            Reason::LeaseLost => "lease_lost",
             Reason::ShuttingDown => "shutting_down",
             Reason::AgentFailed => "agent_failed",
             Reason::BudgetExhausted => "budget_exhausted",
@@ -65,7 +70,10 @@ impl Reason {
     /// nothing about the issue itself (someone else holds it, the service stops) give it back
     /// silently, so the next tick can take it.
     pub fn notifies_issue(self) -> bool {
-        !matches!(self, Reason::Claimed | Reason::ShuttingDown)
+        !matches!(
+            self,
+            Reason::Claimed | Reason::ShuttingDown | Reason::LeaseLost
+        )
     }
 
     /// Whether the report counts the run as skipped rather than failed.
@@ -187,8 +195,16 @@ impl TickVerdict {
     }
 }
 
-/// The run failure an agent's outcome means, if any (`None`: it completed).
-pub fn agent_failure(stage: &str, outcome: &BackendOutcome, budget_usd: f64) -> Option<RunFailure> {
+/// The run failure an agent's outcome means, if any (`None`: it completed). `budget_usd` is
+/// what the stage could spend, `wall_clock` the run's wall-clock limit; a stage stopped at the
+/// wall clock carries what the agent said last (a harness that cannot reach its model retries
+/// until then, and says why only there).
+pub fn agent_failure(
+    stage: &str,
+    outcome: &BackendOutcome,
+    budget_usd: f64,
+    wall_clock: std::time::Duration,
+) -> Option<RunFailure> {
     match outcome.status {
         Status::Completed => None,
         Status::BudgetExhausted => Some(RunFailure::new(
@@ -200,7 +216,15 @@ pub fn agent_failure(stage: &str, outcome: &BackendOutcome, budget_usd: f64) -> 
         )),
         Status::TimedOut => Some(RunFailure::new(
             Reason::TimedOut,
-            format!("stage `{stage}` ran past the run's wall-clock budget and was stopped"),
+            format!(
+                "stage `{stage}` passed the run's wall-clock limit of {} and was stopped{}",
+                issueloop_config::human_duration(wall_clock),
+                outcome
+                    .last_words
+                    .as_deref()
+                    .map(|w| format!("; {w}"))
+                    .unwrap_or_default()
+            ),
         )),
         Status::Failed => Some(RunFailure::new(
             Reason::AgentFailed,
@@ -222,7 +246,7 @@ mod tests {
 
     #[test]
     fn only_foreign_endings_stay_silent() {
-        for r in [Reason::Claimed, Reason::ShuttingDown] {
+        for r in [Reason::Claimed, Reason::ShuttingDown, Reason::LeaseLost] {
             assert!(!r.notifies_issue() && r.is_skip(), "{}", r.id());
         }
         for r in [
@@ -249,6 +273,7 @@ mod tests {
         let table = [
             (None, AsDesigned),
             (Some(Reason::Claimed.id()), AsDesigned),
+            (Some(Reason::LeaseLost.id()), AsDesigned),
             (Some(Reason::ShuttingDown.id()), AsDesigned),
             (Some(Reason::AgentFailed.id()), AsDesigned),
             (Some(Reason::BudgetExhausted.id()), AsDesigned),
@@ -375,23 +400,30 @@ mod tests {
         n.finish(exit, killed)
     }
 
+    const TEN_S: std::time::Duration = std::time::Duration::from_secs(10);
+
     const RESULT_OK: &str = r#"{"type":"result","subtype":"success","is_error":false,"result":"done","total_cost_usd":0.3,"usage":{}}"#;
     const RESULT_API_ERROR: &str = r#"{"type":"result","subtype":"success","is_error":true,"result":"API Error: overloaded","total_cost_usd":0.1,"usage":{}}"#;
 
     #[test]
     fn agent_outcomes_map_to_reasons() {
         assert_eq!(
-            agent_failure("execute", &outcome(&[RESULT_OK], Some(0), None), 1.0),
+            agent_failure("execute", &outcome(&[RESULT_OK], Some(0), None), 1.0, TEN_S),
             None
         );
-        let f =
-            agent_failure("execute", &outcome(&[RESULT_API_ERROR], Some(0), None), 1.0).unwrap();
+        let f = agent_failure(
+            "execute",
+            &outcome(&[RESULT_API_ERROR], Some(0), None),
+            1.0,
+            TEN_S,
+        )
+        .unwrap();
         assert_eq!(
             f.reason,
             Reason::AgentFailed,
             "an error with exit code 0 is still a failure"
         );
-        let f = agent_failure("execute", &outcome(&[], Some(0), None), 1.0).unwrap();
+        let f = agent_failure("execute", &outcome(&[], Some(0), None), 1.0, TEN_S).unwrap();
         assert_eq!(
             f.reason,
             Reason::AgentFailed,
@@ -406,6 +438,7 @@ mod tests {
                 Some(issueloop_runtime::KillReason::Budget),
             ),
             0.2,
+            TEN_S,
         )
         .unwrap();
         assert_eq!(f.reason, Reason::BudgetExhausted);
@@ -418,15 +451,68 @@ mod tests {
             "execute",
             &outcome(&[], None, Some(issueloop_runtime::KillReason::WallClock)),
             1.0,
+            TEN_S,
         )
         .unwrap();
         assert_eq!(f.reason, Reason::TimedOut);
+        assert_eq!(
+            f.detail,
+            "stage `execute` passed the run's wall-clock limit of 10s and was stopped"
+        );
+    }
+
+    /// A run stopped at its wall clock says what the agent said last, from its stream or its
+    /// stderr; one that said nothing says only that it was stopped.
+    #[test]
+    fn a_timed_out_stage_carries_the_agents_last_words() {
+        use issueloop_runtime::{Format, KillReason, Normalizer, Pricing};
+        const RETRY: &str = r#"{"type":"system","subtype":"api_retry","attempt":6,"max_retries":10,"retry_delay_ms":19838,"error_status":null,"error":"unknown"}"#;
+        const CODEX_RECONNECTING: &str = r#"{"type":"error","message":"Reconnecting... waiting for network (Connection failed: error sending request)"}"#;
+        let table: [(Format, &[&str], &str, &str); 4] = [
+            (
+                Format::ClaudeCode,
+                &[RETRY],
+                "",
+                "; its last notice on stdout: `api_retry` attempt 6 of 10: the model API failed (error `unknown`, no HTTP status)",
+            ),
+            (
+                Format::Codex,
+                &[r#"{"type":"turn.started"}"#, CODEX_RECONNECTING],
+                "Reading additional input from stdin...\n",
+                "; its last notice on stdout: Reconnecting... waiting for network (Connection failed: error sending request); its last words on stderr:\nReading additional input from stdin...",
+            ),
+            (
+                Format::Gemini,
+                &[],
+                "Attempt 4 failed. Retrying with backoff... Error: fetch failed\n    at retryWithBackoff (file:///b.js:1:2)\n",
+                "; its last words on stderr:\nAttempt 4 failed. Retrying with backoff... Error: fetch failed",
+            ),
+            (Format::Pi, &[], "\n", ""),
+        ];
+        for (format, lines, stderr, words) in table {
+            let mut n = Normalizer::new(format, Pricing::default());
+            for l in lines {
+                n.feed_line(l);
+            }
+            n.set_stderr(stderr.to_owned());
+            let o = n.finish(None, Some(KillReason::WallClock));
+            let f = agent_failure("execute", &o, 1.0, TEN_S).unwrap();
+            assert_eq!(f.reason, Reason::TimedOut);
+            assert_eq!(
+                f.detail,
+                format!(
+                    "stage `execute` passed the run's wall-clock limit of 10s and was stopped{words}"
+                ),
+                "{format:?}"
+            );
+        }
     }
 
     #[test]
     fn ids_are_snake_case_and_distinct() {
         let all = [
             Reason::Claimed,
+            Reason::LeaseLost,
             Reason::ShuttingDown,
             Reason::AgentFailed,
             Reason::BudgetExhausted,

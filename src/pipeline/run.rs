@@ -5,6 +5,7 @@
 //! released when no agent ran), the journal gets `run_finished`, and the worktree is removed.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use issueloop_config::{RunBudget, Stage};
@@ -23,6 +24,7 @@ use tracing::Instrument;
 
 use super::Pipeline;
 use super::contain::Containment;
+use super::heartbeat::Heartbeat;
 use super::outcome::{Reason, RunFailure, agent_failure, agent_start_failure};
 use crate::brief::{BriefInput, GateFailure, evaluate_brief, execute_brief, reflect_brief};
 use crate::report::{RunStatus, RunSummary};
@@ -46,6 +48,8 @@ pub(crate) struct Reserved {
     /// The issue's claim belongs to a run whose process is known dead on this host: take it
     /// over now rather than once it is stale by the clock.
     pub claim_owner_dead: bool,
+    /// That dead run's id: a lease it holds may be taken over now.
+    pub dead_holder: Option<String>,
 }
 
 /// What a run accumulates as it goes, for the ledger, the PR body and the comment.
@@ -62,6 +66,8 @@ struct RunState {
     claim: Option<Claim>,
     /// The run directory and sandboxes of its agents and gates (set with the worktree).
     containment: Option<Containment>,
+    /// Renews the claim's lease while the run lives (stopped when it finishes).
+    heartbeat: Option<Heartbeat>,
 }
 
 /// How a run ended, and a failure of the state store while recording it (which fails the tick:
@@ -101,6 +107,7 @@ impl Pipeline {
             summary: String::new(),
             claim: None,
             containment: None,
+            heartbeat: None,
         };
         let mut worktree = None;
         let result = self
@@ -143,6 +150,7 @@ impl Pipeline {
                 claimed_at: c.at,
                 now: Timestamp::now(),
                 stale_after,
+                lease: c.lease.clone(),
             })
         });
         let request = ClaimRequest {
@@ -153,6 +161,9 @@ impl Pipeline {
             current: item.facts.claim.clone(),
             stale_after,
             takeover_comment,
+            holder: item.run_id.to_string(),
+            lease_ttl: self.config.service.lease_ttl,
+            dead_holder: item.dead_holder.clone(),
         };
         match self.forge.claim(&request).await.map_err(forge_failure)? {
             ClaimOutcome::Acquired(claim) => {
@@ -162,6 +173,11 @@ impl Pipeline {
                         label: self.config.labels.in_progress.clone(),
                     },
                 );
+                state.heartbeat = Some(Heartbeat::start(
+                    Arc::clone(&self.forge),
+                    claim.clone(),
+                    self.config.service.lease_ttl,
+                ));
                 state.claim = Some(claim);
             }
             ClaimOutcome::Busy(reason) => {
@@ -268,6 +284,7 @@ impl Pipeline {
         // Gates, with repairs while attempts and budget remain.
         let mut attempt = 0;
         loop {
+            lease_check(state)?;
             let report = self.gates(item, state, worktree).await?;
             if report.passed() {
                 break;
@@ -368,7 +385,8 @@ impl Pipeline {
             }
         }
 
-        // Commit, push, publish.
+        // Commit, push, publish: only while this run still holds the issue.
+        lease_check(state)?;
         // A git object outlives everything: the title is already clean, and secrets are masked.
         let message = issueloop_workspace::commit_message(
             number,
@@ -385,6 +403,7 @@ impl Pipeline {
             }
         }
         crate::failpoint::hit(&self.env, "after_commit");
+        lease_check(state)?;
         match blocking(|| worktree.push(&remote))
             .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?
         {
@@ -430,6 +449,7 @@ impl Pipeline {
                 }),
             run_id: item.run_id.to_string(),
         });
+        lease_check(state)?;
         let pr = self
             .forge
             .publish_pr(&PrRequest {
@@ -562,6 +582,7 @@ impl Pipeline {
                 format!("the service stopped before stage `{stage}`"),
             ));
         }
+        lease_check(state)?;
         let remaining = item.budget.cost_usd - state.spent;
         let wall = deadline.saturating_duration_since(Instant::now());
         if remaining <= 0.0 {
@@ -653,7 +674,7 @@ impl Pipeline {
             cost_usd: Some(cost),
         });
         tracing::info!(stage = %stage, status = outcome.status.as_str(), cost, "stage finished");
-        match agent_failure(stage.as_str(), &outcome, remaining) {
+        match agent_failure(stage.as_str(), &outcome, remaining, item.budget.wall_clock) {
             Some(failure) => Err(failure),
             None => Ok(outcome),
         }
@@ -727,6 +748,8 @@ impl Pipeline {
     ) -> Finished {
         let repo = &item.selected.repo;
         let number = item.selected.number;
+        // The outcome is decided: no more renewals (the lease still covers the release).
+        state.heartbeat = None;
         crate::failpoint::hit(&self.env, "before_finish");
         let mut row = RunSummary {
             repo: repo.full(),
@@ -815,6 +838,10 @@ impl Pipeline {
                     )
                     .await;
                 }
+                if failure.reason == Reason::LeaseLost {
+                    // Another run holds the issue now: its claim is not ours to release.
+                    state.claim = None;
+                }
                 self.release_claim(state, Release::DeleteBranch).await;
             }
         }
@@ -880,7 +907,7 @@ impl Pipeline {
         match self.forge.release(&claim, release).await {
             Ok(()) => {}
             Err(e) => tracing::error!(
-                "cannot release the claim (it goes stale after the run's wall clock plus grace): {e}"
+                "cannot release the claim (another runner may take it once its lease expires): {e}"
             ),
         }
     }
@@ -920,6 +947,14 @@ fn fork_point(worktree: &Worktree, base: &str) -> Result<String, git2::Error> {
     let start = git2::Oid::from_str(&worktree.start_commit())?;
     let base = git2::Oid::from_str(base)?;
     Ok(repo.merge_base(start, base)?.to_string())
+}
+
+/// Fails the run when its lease no longer holds.
+fn lease_check(state: &RunState) -> Result<(), RunFailure> {
+    match &state.heartbeat {
+        Some(heartbeat) => heartbeat.check(),
+        None => Ok(()),
+    }
 }
 
 fn forge_failure(e: issueloop_forge::ForgeError) -> RunFailure {

@@ -479,5 +479,6 @@ pub fn run_of(report: &serde_json::Value, issue: u64) -> &serde_json::Value {
         .unwrap_or_else(|| panic!("issue {issue} not in {report:#}"))
 }
 pub mod hostile_git;
+pub mod lease;
 pub mod model_server;
 pub mod state_github;

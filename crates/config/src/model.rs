@@ -267,6 +267,10 @@ pub struct ServiceConfig {
     pub max_concurrent_runs: u32,
     #[serde(with = "duration_text")]
     pub shutdown_grace: Duration,
+    /// How long a claim's lease lasts without a renewal; a running run renews it every third of
+    /// this, and another runner may take the claim over only once it has expired.
+    #[serde(with = "duration_text")]
+    pub lease_ttl: Duration,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -160,6 +160,7 @@ pub(crate) struct RawService {
     pub timezone: Option<String>,
     pub max_concurrent_runs: Option<u32>,
     pub shutdown_grace: Option<String>,
+    pub lease_ttl: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1108,6 +1108,7 @@ fn service(raw: RawService, c: &mut Checker<'_>) -> ServiceConfig {
             raw.shutdown_grace.as_deref(),
             Duration::from_secs(5 * 60),
         ),
+        lease_ttl: lease_ttl(raw.lease_ttl.as_deref(), &root, c),
     }
 }
 
@@ -1238,4 +1239,26 @@ fn github_state(
             }
         });
     (branch, repo)
+}
+
+/// The shortest lease: a heartbeat every third of it must stay at least a second apart.
+pub const MIN_LEASE_TTL: Duration = Duration::from_secs(3);
+
+fn lease_ttl(value: Option<&str>, root: &KeyPath, c: &mut Checker<'_>) -> Duration {
+    let path = root.key("lease_ttl");
+    let default = Duration::from_secs(3 * 60);
+    let ttl = c.duration(&path, value, default);
+    if ttl < MIN_LEASE_TTL {
+        c.error(
+            &path,
+            format!(
+                "a lease of {} is too short: it is renewed every third of it, and must last at least {}",
+                crate::human::human_duration(ttl),
+                crate::human::human_duration(MIN_LEASE_TTL)
+            ),
+            Some("the default `\"3m\"` suits every forge; use a few seconds only in tests".into()),
+        );
+        return default;
+    }
+    ttl
 }

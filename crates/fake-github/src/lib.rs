@@ -244,6 +244,7 @@ impl FakeGithub {
             comments: Default::default(),
             collaborators,
             refs,
+            commits: std::collections::BTreeMap::new(),
         };
         s.repos.insert(spec.full_name.to_ascii_lowercase(), repo);
     }

@@ -471,6 +471,63 @@ pub fn pull_item(repo: &Repo, p: &Pull, issue: &Issue) -> Value {
     )
 }
 
+/// A Git database commit: GitHub's `git-commit` example (for a create) or `git-commit-2` (for a
+/// read), with the model's values.
+pub fn git_commit(repo: &Repo, commit: &crate::model::Commit, created: bool) -> Value {
+    let mut v = if created {
+        fixture(include_str!("../fixtures/git.create-commit.201.json"))
+    } else {
+        fixture(include_str!("../fixtures/git.get-commit.200.json"))
+    };
+    let base = format!("{API}/repos/{}", repo.full_name());
+    let html = format!("https://github.com/{}", repo.full_name());
+    set(&mut v, "sha", json!(commit.sha));
+    set(
+        &mut v,
+        "node_id",
+        json!(format!("C_{}", stable_id(&commit.sha))),
+    );
+    set(
+        &mut v,
+        "url",
+        json!(format!("{base}/git/commits/{}", commit.sha)),
+    );
+    set(
+        &mut v,
+        "html_url",
+        json!(format!("{html}/commit/{}", commit.sha)),
+    );
+    let person = json!({
+        "date": ts(commit.date),
+        "name": commit.author_name,
+        "email": commit.author_email,
+    });
+    set(&mut v, "author", person.clone());
+    set(&mut v, "committer", person);
+    set(&mut v, "message", json!(commit.message));
+    set(
+        &mut v,
+        "tree",
+        json!({"url": format!("{base}/git/trees/{}", commit.tree), "sha": commit.tree}),
+    );
+    set(
+        &mut v,
+        "parents",
+        json!(
+            commit
+                .parents
+                .iter()
+                .map(|p| json!({
+                    "url": format!("{base}/git/commits/{p}"),
+                    "sha": p,
+                    "html_url": format!("{html}/commit/{p}"),
+                }))
+                .collect::<Vec<_>>()
+        ),
+    );
+    v
+}
+
 pub fn git_ref(repo: &Repo, name: &str, sha: &str) -> Value {
     let mut v = fixture(include_str!("../fixtures/git.get-ref.200.json"));
     set(&mut v, "ref", json!(name));

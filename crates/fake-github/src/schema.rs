@@ -37,6 +37,16 @@ pub const SUPPLEMENTARY_OPERATIONS: &[(&str, &str, &str)] = &[
         "/repos/{owner}/{repo}/git/refs/{ref}",
     ),
     (
+        "git/create-commit",
+        "POST",
+        "/repos/{owner}/{repo}/git/commits",
+    ),
+    (
+        "git/get-commit",
+        "GET",
+        "/repos/{owner}/{repo}/git/commits/{commit_sha}",
+    ),
+    (
         "apps/get-repo-installation",
         "GET",
         "/repos/{owner}/{repo}/installation",
@@ -60,6 +70,37 @@ fn supplementary_body_schema(operation_id: &str) -> Option<Value> {
                 "maintainer_can_modify": {"type": "boolean"}
             }
         })),
+        // GitHub's own request schema for `git/create-commit` (octokit/openapi at 58592853),
+        // descriptions left out.
+        "git/create-commit" => {
+            let person = |required: Value| {
+                json!({
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "email": {"type": "string"},
+                        "date": {"type": "string", "format": "date-time"}
+                    },
+                    "required": required
+                })
+            };
+            let mut committer = person(json!([]));
+            if let Some(o) = committer.as_object_mut() {
+                o.remove("required");
+            }
+            Some(json!({
+                "type": "object",
+                "properties": {
+                    "message": {"type": "string"},
+                    "tree": {"type": "string"},
+                    "parents": {"type": "array", "items": {"type": "string"}},
+                    "author": person(json!(["name", "email"])),
+                    "committer": committer,
+                    "signature": {"type": "string"}
+                },
+                "required": ["message", "tree"]
+            }))
+        }
         "issues/update-comment" => Some(json!({
             "type": "object",
             "properties": {"body": {"type": "string"}},

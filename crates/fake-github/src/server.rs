@@ -8,7 +8,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use wiremock::{Request, Respond, ResponseTemplate};
 
-use crate::model::{Comment, Event, EventKind, Issue, Pull, RefError, Repo};
+use crate::model::{Comment, Commit, Event, EventKind, Issue, Pull, RefError, Repo};
 use crate::render::{self, errors};
 use crate::schema::spec;
 use crate::{FakeOptions, Fault, FaultKind, LoggedRequest};
@@ -659,9 +659,63 @@ impl State {
                 );
                 let sha = call.body["sha"].as_str().unwrap_or("").to_owned();
                 let force = call.body["force"].as_bool().unwrap_or(false);
+                // Refs in memory know the ancestry of the commits made through the API only.
+                if !force
+                    && let Some(old) = repo.refs.get(&name)
+                    && repo.is_fast_forward(&old, &sha) == Some(false)
+                {
+                    return Reply::json(422, errors::not_fast_forward());
+                }
                 match repo.refs.update(&name, &sha, force) {
                     Ok(()) => Reply::json(200, render::git_ref(repo, &name, &sha)),
                     Err(e) => ref_error(e),
+                }
+            }
+            "git/create-commit" => {
+                let who = |key: &str, field: &str| {
+                    call.body[key][field]
+                        .as_str()
+                        .or_else(|| call.body["author"][field].as_str())
+                        .map(str::to_owned)
+                };
+                let date = who("committer", "date")
+                    .and_then(|d| d.parse::<Timestamp>().ok())
+                    .unwrap_or(now);
+                let commit = Commit {
+                    sha: String::new(),
+                    message: call.body["message"].as_str().unwrap_or("").to_owned(),
+                    tree: call.body["tree"].as_str().unwrap_or("").to_owned(),
+                    parents: call.body["parents"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_owned)
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    author_name: who("author", "name").unwrap_or_else(|| "issueloop".into()),
+                    author_email: who("author", "email")
+                        .unwrap_or_else(|| "issueloop@users.noreply.github.com".into()),
+                    date,
+                };
+                match repo.create_commit(commit) {
+                    Ok(sha) => match repo.commit(&sha) {
+                        Some(c) => {
+                            let v = render::git_commit(repo, &c, true);
+                            let location = v["url"].as_str().unwrap_or("").to_owned();
+                            Reply::json(201, v).header("location", location)
+                        }
+                        None => Reply::json(500, errors::message("the commit vanished")),
+                    },
+                    Err(e) => ref_error(e),
+                }
+            }
+            "git/get-commit" => {
+                let sha = call.params.get("commit_sha").cloned().unwrap_or_default();
+                match repo.commit(&sha) {
+                    Some(c) => Reply::json(200, render::git_commit(repo, &c, false)),
+                    None => Reply::json(404, errors::not_found()),
                 }
             }
             "git/delete-ref" => {

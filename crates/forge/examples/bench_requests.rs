@@ -267,6 +267,9 @@ async fn main() -> ExitCode {
             current: None,
             stale_after: std::time::Duration::from_secs(3600),
             takeover_comment: None,
+            holder: "test-run".into(),
+            lease_ttl: std::time::Duration::from_secs(180),
+            dead_holder: None,
         })
         .await
         .expect("claim")

@@ -24,7 +24,10 @@ use issueloop_config::{Config, Env, ForgeKind, RepoName, Secret};
 use issueloop_triage::{CandidateFacts, Permission, PrRef};
 use serde::Serialize;
 
-pub use claim::{BusyReason, Claim, ClaimOutcome, ClaimRequest, Release, TakeoverReason};
+pub use claim::{
+    BusyReason, Claim, ClaimOutcome, ClaimRequest, LeaseLost, LeaseStatus, Release, Renewal,
+    TakeoverReason,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::ForgeError;
 pub use github::{GithubForge, Politeness};
@@ -67,8 +70,13 @@ pub trait Forge: Send + Sync {
     /// Claims an issue for a run (see [`claim`] for the protocol).
     fn claim<'a>(&'a self, request: &'a ClaimRequest) -> ForgeFuture<'a, ClaimOutcome>;
 
-    /// Gives a claim up: the in-progress label goes, the takeover lock goes, and the branch too
-    /// with [`Release::DeleteBranch`].
+    /// Renews the lease of a claim this process holds for another `ttl` from now: a
+    /// compare-and-swap against the lease it last wrote, so a claim another run took over is
+    /// reported [`Renewal::Lost`], never overwritten.
+    fn renew<'a>(&'a self, claim: &'a Claim, ttl: std::time::Duration) -> ForgeFuture<'a, Renewal>;
+
+    /// Gives a claim up: the in-progress label goes, the lease and the takeover lock go, and the
+    /// branch too with [`Release::DeleteBranch`].
     fn release<'a>(&'a self, claim: &'a Claim, release: Release) -> ForgeFuture<'a, ()>;
 
     /// The open PR for `branch`, else the open PR whose body carries the issue's hidden marker.

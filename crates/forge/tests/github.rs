@@ -27,6 +27,9 @@ fn claim_request(w: &World, issue: u64, branch: &str, base_sha: &str) -> ClaimRe
         current: None,
         stale_after: Duration::from_secs(2 * 3600),
         takeover_comment: None,
+        holder: "test-run".into(),
+        lease_ttl: Duration::from_secs(180),
+        dead_holder: None,
     }
 }
 
@@ -319,7 +322,14 @@ async fn two_runners_racing_for_one_issue_exactly_one_proceeds() {
             1,
             "the loser labels nothing"
         );
-        assert_eq!(w.fake.count("git/create-ref"), 2);
+        // Two creates of the branch (one wins), and the winner's lease ref.
+        assert_eq!(w.fake.count("git/create-ref"), 3);
+        assert!(
+            w.fake
+                .ref_sha(REPO, &format!("refs/issueloop/lease/{n}"))
+                .is_some(),
+            "the winner's lease is recorded"
+        );
         w.fake.assert_no_unexpected();
     })
     .await;
@@ -345,9 +355,10 @@ async fn rerun_after_a_crash_between_push_and_pr_converges_to_one_pr() {
             w.push_change(&branch, "half.txt")
         };
 
-        // Run 2, later than the claim's budget plus grace: takes the stale claim over.
+        // Run 2, after the dead run's lease expired: takes the claim over. Two runners try at
+        // once with the same view; the lease ref's fast-forward-only update lets one through.
         w.clock.advance(Duration::from_secs(3 * 3600));
-        let forge = w.forge().await;
+        let (forge, third) = (w.forge().await, w.forge().await);
         let mut poll = PollState::default();
         let candidates = forge
             .candidates(&w.repo, poll.repo_mut(&w.repo))
@@ -357,26 +368,43 @@ async fn rerun_after_a_crash_between_push_and_pr_converges_to_one_pr() {
             .claim
             .clone()
             .expect("the dead run's claim is visible");
+        assert_eq!(
+            claim_facts.lease.as_ref().map(|l| l.holder.as_str()),
+            Some("test-run"),
+            "the candidate facts carry the lease"
+        );
         let info = forge.repo_info(&w.repo).await.unwrap();
         let mut req = claim_request(&w, n, &branch, &info.head_sha);
         req.current = Some(claim_facts);
-        let ClaimOutcome::Acquired(claim) = forge.claim(&req).await.unwrap() else {
-            panic!("stale claim not taken over");
+        let mut other = req.clone();
+        other.holder = "third-run".into();
+        let (ours, theirs) = tokio::join!(forge.claim(&req), third.claim(&other));
+        let (forge, third, other, claim, loser) = match (ours.unwrap(), theirs.unwrap()) {
+            (ClaimOutcome::Acquired(c), ClaimOutcome::Busy(b)) => (forge, third, other, c, b),
+            (ClaimOutcome::Busy(b), ClaimOutcome::Acquired(c)) => (third, forge, req, c, b),
+            other => panic!("exactly one takeover expected: {other:?}"),
         };
-        assert!(matches!(
-            claim.took_over,
-            Some(TakeoverReason::StaleClaim { .. })
-        ));
+        assert!(
+            matches!(
+                loser,
+                BusyReason::TakeoverLost { .. } | BusyReason::ClaimedByAnotherRun { .. }
+            ),
+            "{loser:?}"
+        );
+        assert!(
+            matches!(&claim.took_over, Some(TakeoverReason::LeaseExpired { holder, .. }) if holder == "test-run"),
+            "{:?}",
+            claim.took_over
+        );
         assert_eq!(claim.remote_head.as_deref(), Some(pushed.as_str()));
         let notes = w.fake.comments(REPO, n);
         assert_eq!(notes.len(), 1);
         assert!(notes[0].body.contains("issueloop:takeover"));
 
-        // A third runner with the same old view of the claim loses the takeover.
-        let third = w.forge().await;
-        match third.claim(&req).await.unwrap() {
-            ClaimOutcome::Busy(BusyReason::TakeoverLost { .. }) => {}
-            other => panic!("second takeover of the same claim: {other:?}"),
+        // The loser sees a live lease now and backs off.
+        match third.claim(&other).await.unwrap() {
+            ClaimOutcome::Busy(BusyReason::ClaimedByAnotherRun { .. }) => {}
+            other => panic!("a claim under a live lease was taken: {other:?}"),
         }
 
         let first = forge
@@ -399,9 +427,9 @@ async fn rerun_after_a_crash_between_push_and_pr_converges_to_one_pr() {
         );
         forge.release(&claim, Release::KeepBranch).await.unwrap();
         assert_eq!(
-            w.fake.ref_sha(REPO, claim.lock_ref.as_deref().unwrap()),
+            w.fake.ref_sha(REPO, &format!("refs/issueloop/lease/{n}")),
             None,
-            "takeover lock removed"
+            "lease removed"
         );
         w.fake.assert_no_unexpected();
     })
@@ -1012,6 +1040,69 @@ async fn github_app_installation_tokens_are_used_and_handed_to_git() {
         assert!(
             !format!("{creds:?}").contains("ghs_"),
             "Debug hides the token"
+        );
+        w.fake.assert_no_unexpected();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_renewed_lease_is_never_taken_over_and_a_lost_one_is_reported() {
+    scenario(async {
+        let w = World::new().await;
+        let n = w.approved_issue("Long gates");
+        let branch = format!("loop/{n}-long-gates");
+        let a = w.forge().await;
+        let info = a.repo_info(&w.repo).await.unwrap();
+        let ClaimOutcome::Acquired(held) = a
+            .claim(&claim_request(&w, n, &branch, &info.head_sha))
+            .await
+            .unwrap()
+        else {
+            panic!("first claim refused");
+        };
+        let ttl = Duration::from_secs(180);
+        let mut req = claim_request(&w, n, &branch, &info.head_sha);
+        req.holder = "run-b".into();
+        req.stale_after = Duration::from_secs(60);
+        for _ in 0..3 {
+            w.clock.advance(Duration::from_secs(100));
+            assert!(matches!(
+                a.renew(&held, ttl).await.unwrap(),
+                issueloop_forge::Renewal::Renewed { .. }
+            ));
+            let b = w.forge().await;
+            req.current = b.issue_facts(&w.repo, n).await.unwrap().unwrap().claim;
+            assert!(req.current.as_ref().is_some_and(|c| c.lease.is_some()));
+            match b.claim(&req).await.unwrap() {
+                ClaimOutcome::Busy(BusyReason::ClaimedByAnotherRun { .. }) => {}
+                other => panic!("a renewed lease was taken: {other:?}"),
+            }
+        }
+        w.clock.advance(Duration::from_secs(241));
+        let b = w.forge().await;
+        req.current = b.issue_facts(&w.repo, n).await.unwrap().unwrap().claim;
+        let ClaimOutcome::Acquired(_) = b.claim(&req).await.unwrap() else {
+            panic!("an expired lease was not taken over");
+        };
+        assert_eq!(
+            a.renew(&held, ttl).await.unwrap(),
+            issueloop_forge::Renewal::Lost {
+                holder: Some("run-b".into())
+            }
+        );
+        a.release(&held, Release::DeleteBranch).await.unwrap();
+        assert!(
+            w.fake
+                .ref_sha(REPO, &format!("refs/heads/{branch}"))
+                .is_some(),
+            "the new holder's branch is kept"
+        );
+        assert!(
+            w.fake
+                .ref_sha(REPO, &format!("refs/issueloop/lease/{n}"))
+                .is_some(),
+            "the new holder's lease is kept"
         );
         w.fake.assert_no_unexpected();
     })

@@ -122,6 +122,9 @@ impl Local {
             current: None,
             stale_after: Duration::from_secs(3600),
             takeover_comment: None,
+            holder: "test-run".into(),
+            lease_ttl: Duration::from_secs(180),
+            dead_holder: None,
         }
     }
 }
@@ -275,12 +278,14 @@ async fn a_stale_local_claim_is_taken_over_once() {
         assert_eq!(taken.len(), 1, "{outcomes:?}");
         assert!(matches!(
             taken[0].took_over,
-            Some(TakeoverReason::StaleClaim { .. })
+            Some(TakeoverReason::LeaseExpired { .. })
         ));
         assert!(l.read("issues/1.md").contains("issueloop:takeover"));
-        // The refreshed claim is not stale for the next runner.
+        // The new claim carries a fresh lease: not expired for the next runner.
         let facts = forge.issue_facts(&l.repo, 1).await.unwrap().unwrap();
-        assert_eq!(facts.claim.map(|c| c.at), Some(l.clock.now()));
+        let claim = facts.claim.expect("claimed");
+        assert_eq!(claim.at, l.clock.now());
+        assert_eq!(claim.lease.map(|l| l.expires), Some(taken[0].lease.expires));
         a.release(&taken[0], Release::DeleteBranch).await.unwrap();
         let leftovers: Vec<_> = std::fs::read_dir(l.folder().join("claims"))
             .unwrap()
@@ -317,6 +322,62 @@ async fn malformed_local_files_are_named() {
             err.to_string().contains("repository `acme/none` not found"),
             "{err}"
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_renewed_lease_is_never_taken_over_and_a_lost_one_is_reported() {
+    scenario(async {
+        let l = Local::new();
+        let a = l.forge();
+        let info = a.repo_info(&l.repo).await.unwrap();
+        let ClaimOutcome::Acquired(held) = a.claim(&l.claim_request(&info.head_sha)).await.unwrap()
+        else {
+            panic!("first claim refused");
+        };
+        let ttl = Duration::from_secs(180);
+        // The claim grows far older than any age limit, but its lease is renewed in time.
+        let mut req = l.claim_request(&info.head_sha);
+        req.holder = "run-b".into();
+        req.stale_after = Duration::from_secs(60);
+        for _ in 0..5 {
+            l.clock.advance(Duration::from_secs(100));
+            assert_eq!(
+                a.renew(&held, ttl).await.unwrap(),
+                issueloop_forge::Renewal::Renewed {
+                    expires: issueloop_forge::clock::add(l.clock.now(), ttl)
+                }
+            );
+            let b = l.forge();
+            req.current = b.issue_facts(&l.repo, 1).await.unwrap().unwrap().claim;
+            match b.claim(&req).await.unwrap() {
+                ClaimOutcome::Busy(BusyReason::ClaimedByAnotherRun { .. }) => {}
+                other => panic!("a renewed lease was taken: {other:?}"),
+            }
+        }
+        // No renewal for longer than the TTL plus its margin: run B takes over.
+        l.clock.advance(Duration::from_secs(241));
+        let b = l.forge();
+        req.current = b.issue_facts(&l.repo, 1).await.unwrap().unwrap().claim;
+        let ClaimOutcome::Acquired(taken) = b.claim(&req).await.unwrap() else {
+            panic!("an expired lease was not taken over");
+        };
+        assert!(
+            matches!(&taken.took_over, Some(TakeoverReason::LeaseExpired { holder, .. }) if holder == "test-run"),
+            "{:?}",
+            taken.took_over
+        );
+        // The first run's next renewal learns it lost, and its release leaves B's claim alone.
+        assert_eq!(
+            a.renew(&held, ttl).await.unwrap(),
+            issueloop_forge::Renewal::Lost {
+                holder: Some("run-b".into())
+            }
+        );
+        a.release(&held, Release::DeleteBranch).await.unwrap();
+        assert!(l.read("claims/1.lock").contains("run-b"));
+        assert!(l.read("issues/1.md").contains("loop:in-progress"));
     })
     .await;
 }

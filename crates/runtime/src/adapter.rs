@@ -311,6 +311,9 @@ pub fn invocation(
         }
         BackendKind::OpenCode => {
             args.extend(["run", "--format", "json"].map(String::from));
+            // Its warnings and errors on stderr: the only place it says it cannot reach its
+            // model (it retries, and its JSON stream stays silent), so a reason can quote it.
+            args.extend(["--print-logs", "--log-level", "WARN"].map(String::from));
             if let Some(m) = &model {
                 args.extend(["--model".into(), m.clone()]);
             }
@@ -483,7 +486,7 @@ mod tests {
         assert_eq!(run(BackendKind::Pi), "pi --print --mode json --model m");
         assert_eq!(
             run(BackendKind::OpenCode),
-            "opencode run --format json --model m 'Carry out the task described below, working in the current directory.'"
+            "opencode run --format json --print-logs --log-level WARN --model m 'Carry out the task described below, working in the current directory.'"
         );
         assert_eq!(
             run(BackendKind::Gemini),
@@ -643,6 +646,9 @@ pub fn harness_state_paths(backend: BackendKind, env: &issueloop_config::Env) ->
             xdg("XDG_DATA_HOME", ".local/share").map(|p| p.join("opencode")),
             xdg("XDG_STATE_HOME", ".local/state").map(|p| p.join("opencode")),
             xdg("XDG_CONFIG_HOME", ".config").map(|p| p.join("opencode")),
+            // Its cache too (provider packages, the models list): without it OpenCode may stop
+            // at start with `EACCES: permission denied, mkdir '~/.cache'`.
+            xdg("XDG_CACHE_HOME", ".cache").map(|p| p.join("opencode")),
         ],
         BackendKind::Gemini => vec![in_home(".gemini")],
         BackendKind::Command => vec![],
@@ -667,6 +673,15 @@ mod state_path_tests {
             ]
         );
         assert_eq!(p(BackendKind::Codex), [PathBuf::from("/c")]);
+        assert_eq!(
+            p(BackendKind::OpenCode),
+            [
+                PathBuf::from("/h/.local/share/opencode"),
+                "/h/.local/state/opencode".into(),
+                "/h/.config/opencode".into(),
+                "/h/.cache/opencode".into()
+            ]
+        );
         assert!(p(BackendKind::Command).is_empty());
         let no_home = issueloop_config::Env::from_pairs([("HOME", "relative")]);
         assert!(harness_state_paths(BackendKind::Pi, &no_home).is_empty());

@@ -133,6 +133,10 @@ pub struct BackendOutcome {
     pub final_message: String,
     /// Why the run did not complete, for a person (bounded).
     pub error: Option<String>,
+    /// For a run issueloop stopped at its wall clock: what the agent said last — its stream's
+    /// last notice and the end of its stderr, bounded, cleaned and redacted — ready to append to
+    /// a reason (`error` already carries it). `None` otherwise, or when it said nothing.
+    pub last_words: Option<String>,
     /// `None` when the process ended by a signal or the stream was replayed without one.
     pub exit_code: Option<i32>,
     /// Set when issueloop stopped the agent.
@@ -180,6 +184,7 @@ mod tests {
             usage: Usage::default(),
             final_message: String::new(),
             error: None,
+            last_words: None,
             exit_code: Some(0),
             killed: None,
             model: None,

@@ -1,5 +1,6 @@
 //! The end of a harness's stderr, made fit to show a person: secrets redacted, terminal control
-//! sequences stripped, and bounded to its last lines, for failures the stream does not explain.
+//! sequences stripped, stack frames left out, and bounded to its last lines, for failures the
+//! stream does not explain and runs stopped at their wall clock.
 
 use std::collections::BTreeMap;
 
@@ -38,8 +39,8 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
 }
 
 /// The last non-empty lines of `stderr` (at most [`TAIL_LINES`] lines and [`TAIL_BYTES`]
-/// bytes), escape sequences and control characters removed (`clean_multiline`) and secret
-/// shapes masked, or `None` when there are none. The secret values of the agent's environment
+/// bytes), escape sequences and control characters removed (`clean_multiline`), stack frames
+/// left out (see [`is_stack_frame`]) and secret shapes masked, or `None` when there are none. The secret values of the agent's environment
 /// are masked earlier, by the supervisor (see [`redact`]).
 pub fn tail(stderr: &str) -> Option<String> {
     tail_within(stderr, TAIL_LINES, TAIL_BYTES)
@@ -51,7 +52,7 @@ pub fn tail_within(stderr: &str, max_lines: usize, max_bytes: usize) -> Option<S
     let lines: Vec<&str> = clean
         .lines()
         .map(str::trim_end)
-        .filter(|l| !l.trim().is_empty())
+        .filter(|l| !l.trim().is_empty() && !is_stack_frame(l))
         .collect();
     let mut kept: Vec<&str> = Vec::new();
     let mut bytes = 0usize;
@@ -80,6 +81,17 @@ pub fn tail_within(stderr: &str, max_lines: usize, max_bytes: usize) -> Option<S
     Some(if cut { format!("…\n{body}") } else { body })
 }
 
+/// Whether `line` is one frame of a stack trace (`    at fn (file.js:1:2)` of Node and Java,
+/// `  File "x.py", line 3, in f` of Python): a harness that retries may print one per attempt,
+/// and twenty of them would push its explanation out of the tail.
+pub fn is_stack_frame(line: &str) -> bool {
+    let indented = line.starts_with([' ', '\t']);
+    let t = line.trim_start();
+    indented
+        && ((t.starts_with("at ") && t.len() > 3)
+            || (t.starts_with("File \"") && t.contains("\", line ")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +115,43 @@ mod tests {
         let t = tail(&one).unwrap();
         assert!(t.len() <= TAIL_BYTES + 3, "{}", t.len());
         assert!(t.starts_with('…') && t.ends_with("end"));
+    }
+
+    #[test]
+    fn stack_frames_are_left_out() {
+        let table = [
+            (
+                "    at retryWithBackoff (file:///x/bundle.js:308039:23)",
+                true,
+            ),
+            ("\tat java.base/java.lang.Thread.run(Thread.java:833)", true),
+            ("    at async file:///x/bundle.js:288018:23", true),
+            ("  File \"/usr/lib/x.py\", line 3, in main", true),
+            ("at the wall-clock limit", false),
+            ("Attempt 4 failed. Retrying with backoff...", false),
+            ("    at", false),
+            ("  Filesystem full", false),
+        ];
+        for (line, frame) in table {
+            assert_eq!(is_stack_frame(line), frame, "{line:?}");
+        }
+        // Gemini's retries: one line of its own words, then a stack, per attempt.
+        let attempt = |n: u32| {
+            let mut s = format!(
+                "Attempt {n} failed. Retrying with backoff... Error: exception TypeError: fetch failed sending request\n"
+            );
+            for i in 0..10 {
+                s.push_str(&format!(
+                    "    at async GeminiChat.streamWithRetries (file:///n/chunk.js:{i}:29)\n"
+                ));
+            }
+            s
+        };
+        let stderr: String = (1..=4).map(attempt).collect();
+        let t = tail(&stderr).unwrap();
+        assert_eq!(t.lines().count(), 4, "{t}");
+        assert!(t.ends_with("Attempt 4 failed. Retrying with backoff... Error: exception TypeError: fetch failed sending request"), "{t}");
+        assert!(!t.contains("GeminiChat"), "{t}");
     }
 
     #[test]

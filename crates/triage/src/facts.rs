@@ -112,6 +112,9 @@ pub struct PrRef {
 pub struct ClaimFacts {
     pub at: Timestamp,
     pub by_us: bool,
+    /// The claim's lease, when the forge holds a record of it (see [`crate::claim_state`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<crate::LeaseFacts>,
 }
 
 /// Everything selection needs to know about one issue, gathered by the forge.

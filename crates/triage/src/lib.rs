@@ -4,6 +4,7 @@
 pub mod acceptance;
 pub mod facts;
 pub mod fingerprint;
+pub mod lease;
 pub mod redact;
 pub mod render;
 pub mod select;
@@ -15,6 +16,7 @@ mod testkit;
 pub use acceptance::{AcceptanceCriteria, AcceptanceSource, acceptance_criteria};
 pub use facts::{BodyEdit, CandidateFacts, ClaimFacts, Issue, LabelEvent, Permission, PrRef};
 pub use fingerprint::fingerprint;
+pub use lease::{ClaimState, LeaseFacts, claim_state};
 pub use redact::redact;
 pub use render::{
     BOT_SECTION_BEGIN, BOT_SECTION_END, BudgetSummary, CommentInput, DiffStat, Failure, FileStat,

@@ -9,6 +9,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::facts::CandidateFacts;
+use crate::lease::{ClaimState, claim_state};
 use crate::trust::{
     Distrust, DistrustReason, TrustDecision, label_trust, same_label, trusted_labels,
 };
@@ -103,9 +104,10 @@ impl std::fmt::Display for SkipReason {
     }
 }
 
-/// How long a claim lives before it is stale: the run's wall-clock budget (the default, raised by
-/// the issue's trusted budget labels) plus `budget.reservation_grace`, the same horizon after which
-/// the ledger charges an unsettled reservation.
+/// How long a claim *without a lease record* (made before leases) lives before it is stale: the
+/// run's wall-clock budget (the default, raised by the issue's trusted budget labels) plus
+/// `budget.reservation_grace`, the same horizon after which the ledger charges an unsettled
+/// reservation. A claim with a lease is judged by its lease alone ([`crate::claim_state`]).
 pub fn claim_stale_after(
     budget: &BudgetConfig,
     labels: &Labels,
@@ -131,8 +133,9 @@ pub fn run_wall_clock(budget: &BudgetConfig, labels: &[String]) -> Duration {
 /// from issueloop or the pr-opened label, claimed by a live run, or whose pickup label is not
 /// trusted (see [`label_trust`]). Labels that only stop work (blocked, failed, in-progress,
 /// pr-opened) count whoever applied them: issueloop itself applies most of them, and honouring an
-/// untrusted one can only leave work undone. A claim older than `claim_stale_after(facts)` is stale
-/// and is taken over.
+/// untrusted one can only leave work undone. A claim whose lease expired (see
+/// [`crate::claim_state`]; without a lease record, one older than `claim_stale_after(facts)`) is
+/// taken over.
 ///
 /// The rest are ordered by their earliest trusted label in `labels.priority`, then oldest first
 /// (`created_at`, then repository and number), and the first `free_slots` are taken; the others are
@@ -305,8 +308,8 @@ fn eligibility(
         None => None,
     };
     let mut stale_claim_at = None;
+    let mut takeover_reason = String::new();
     if let Some(at) = claimed_at {
-        let limit = claim_stale_after(facts);
         let Some(at) = at else {
             return refuse(
                 SkipReason::Claimed,
@@ -316,18 +319,20 @@ fn eligibility(
                 ),
             );
         };
-        let age = now.duration_since(at);
-        if age <= SignedDuration::try_from(limit).unwrap_or(SignedDuration::MAX) {
-            return refuse(
-                SkipReason::Claimed,
-                format!(
-                    "claimed at {at}, {} ago; stale after {}",
-                    human(age),
-                    human_std(limit)
-                ),
-            );
+        let lease = facts.claim.as_ref().and_then(|c| c.lease.as_ref());
+        match claim_state(at, lease, now, claim_stale_after(facts)) {
+            ClaimState::Live { reason, .. } => {
+                let age = now.duration_since(at);
+                return refuse(
+                    SkipReason::Claimed,
+                    format!("claimed at {at}, {} ago; {reason}", human(age)),
+                );
+            }
+            ClaimState::Expired { reason, .. } => {
+                stale_claim_at = Some(at);
+                takeover_reason = reason;
+            }
         }
-        stale_claim_at = Some(at);
     }
     let applied = match label_trust(facts, &labels.approved) {
         TrustDecision::Trusted(applied) => applied,
@@ -352,8 +357,7 @@ fn eligibility(
     reason.push_str(&format!("; opened {}", facts.issue.created_at));
     if let Some(at) = stale_claim_at {
         reason.push_str(&format!(
-            "; takes over a stale claim from {at} (stale after {})",
-            human_std(claim_stale_after(facts))
+            "; takes over a stale claim from {at} ({takeover_reason})"
         ));
     }
     Ok(Eligible {
@@ -643,6 +647,33 @@ mod tests {
         assert!(chosen.reason.contains("stale claim"), "{}", chosen.reason);
         let fresh = run(&[approved(1, 1).build()], 1);
         assert!(!fresh.selected[0].takeover_stale_claim);
+    }
+
+    #[test]
+    fn a_lease_decides_and_the_claim_age_does_not() {
+        // NOW is 2025-01-02T00:00:00Z. A claim two hours old whose lease was just renewed is
+        // live; a claim a minute old whose lease expired (plus margin) is taken over.
+        let renewed = approved(1, 1)
+            .claim("2025-01-01T22:00:00Z")
+            .lease("2025-01-02T00:02:00Z", 180)
+            .build();
+        let lapsed = approved(2, 2)
+            .claim("2025-01-01T23:59:00Z")
+            .lease("2025-01-01T23:58:00Z", 60)
+            .build();
+        let selection = run(&[renewed, lapsed], 5);
+        assert_eq!(outcome(&selection), (vec![2], vec![(1, "claimed")]));
+        assert!(selection.selected[0].takeover_stale_claim);
+        assert!(
+            selection.selected[0].reason.contains("expired"),
+            "{}",
+            selection.selected[0].reason
+        );
+        assert!(
+            selection.skipped[0].detail.contains("lease held by run"),
+            "{}",
+            selection.skipped[0].detail
+        );
     }
 
     #[test]

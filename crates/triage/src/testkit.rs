@@ -112,7 +112,20 @@ impl FactsBuilder {
         self.0.claim = Some(ClaimFacts {
             at: ts(at),
             by_us: true,
+            lease: None,
         });
+        self
+    }
+
+    /// A lease on the claim (call after [`Self::claim`]).
+    pub fn lease(mut self, expires: &str, ttl_secs: u64) -> Self {
+        if let Some(claim) = &mut self.0.claim {
+            claim.lease = Some(crate::LeaseFacts {
+                holder: "other-run".into(),
+                expires: ts(expires),
+                ttl: std::time::Duration::from_secs(ttl_secs),
+            });
+        }
         self
     }
 

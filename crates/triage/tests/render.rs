@@ -362,6 +362,24 @@ fn stale_claim_comment() {
         claimed_at: "2025-01-01T21:00:00Z".parse().expect("valid timestamp"),
         now: "2025-01-02T00:10:00Z".parse().expect("valid timestamp"),
         stale_after: Duration::from_secs(3600),
+        lease: None,
+    }));
+}
+
+#[test]
+fn expired_lease_comment() {
+    insta::assert_snapshot!(takeover_comment(&TakeoverCommentInput {
+        issue_number: 42,
+        run_id: "r-20250102-0004".into(),
+        claim_label: "loop:in-progress".into(),
+        claimed_at: "2025-01-01T21:00:00Z".parse().expect("valid timestamp"),
+        now: "2025-01-02T00:10:00Z".parse().expect("valid timestamp"),
+        stale_after: Duration::from_secs(3600),
+        lease: Some(issueloop_triage::LeaseFacts {
+            holder: "r-20250101-0001".into(),
+            expires: "2025-01-02T00:05:00Z".parse().expect("valid timestamp"),
+            ttl: Duration::from_secs(180),
+        }),
     }));
 }
 

@@ -150,7 +150,11 @@ pub fn claim(
         .chain(taken_over)
         .max()
         .unwrap_or(issue.updated_at);
-    Some(ClaimFacts { at, by_us })
+    Some(ClaimFacts {
+        at,
+        by_us,
+        lease: None,
+    })
 }
 
 /// The open PR issueloop made for `issue`: its body carries the hidden marker, or its head is

@@ -9,10 +9,11 @@ mod wire;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use http::header::{ACCEPT, HeaderName};
 use issueloop_config::{Config, DraftFallback, Env, ForgeKind, Labels, RepoName, Secret};
-use issueloop_triage::{CandidateFacts, Permission, PrRef, replace_bot_section};
+use issueloop_triage::{CandidateFacts, LeaseFacts, Permission, PrRef, replace_bot_section};
 use octocrab::Octocrab;
 use octocrab::secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -21,8 +22,8 @@ pub use transport::Politeness;
 use transport::{Answer, Method, Retry, Transport};
 
 use crate::claim::{
-    BusyReason, Claim, ClaimOutcome, ClaimRequest, Contested, Release, TakeoverReason,
-    decide_contested, takeover_lock_ref,
+    BusyReason, Claim, ClaimOutcome, ClaimRequest, Contested, Release, Renewal, TakeoverReason,
+    decide_contested, lease_message, new_lease, parse_lease_message, takeover_lock_ref,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::ForgeError;
@@ -53,6 +54,9 @@ pub struct GithubForge {
     clock: Arc<dyn Clock>,
     /// Claims this process holds: `(owner/name, issue)`.
     claimed: Mutex<BTreeSet<(String, u64)>>,
+    /// The lease commit each held claim's lease ref points at, and its tree: the expected old
+    /// value of the next renewal's compare-and-swap.
+    leases: Mutex<HashMap<(String, u64), HeldLease>>,
     repos: Mutex<HashMap<String, wire::Repo>>,
 }
 
@@ -177,6 +181,7 @@ impl GithubForge {
             draft_fallback: config.publish.draft_fallback,
             clock,
             claimed: Mutex::new(BTreeSet::new()),
+            leases: Mutex::new(HashMap::new()),
             repos: Mutex::new(HashMap::new()),
         })
     }
@@ -343,6 +348,195 @@ impl GithubForge {
             Ok(())
         } else {
             Err(Self::refused("DELETE", &path, &answer))
+        }
+    }
+
+    /// Moves a ref; with `force` false only as a fast-forward (GitHub's compare-and-swap).
+    async fn update_ref(
+        &self,
+        repo: &RepoName,
+        name: &str,
+        sha: &str,
+        force: bool,
+    ) -> Result<RefUpdate, ForgeError> {
+        let short = name.strip_prefix("refs/").unwrap_or(name);
+        let path = format!("{}/git/refs/{}", Self::base(repo), ref_path(short));
+        let body = json!({"sha": sha, "force": force});
+        match self
+            .send(Method::Patch, &path, Some(&body), Retry::Never)
+            .await
+        {
+            Ok(a) if a.ok() => Ok(RefUpdate::Updated),
+            Ok(a) if a.status == 422 && a.error_text().contains("fast forward") => {
+                Ok(RefUpdate::NotFastForward)
+            }
+            Ok(a) if matches!(a.status, 404 | 422) && a.error_text().contains("does not exist") => {
+                Ok(RefUpdate::Missing)
+            }
+            Ok(a) => Err(Self::refused("PATCH", &path, &a)),
+            Err(e) if e.maybe_applied() => {
+                // The update may have happened: where the ref points tells.
+                tracing::warn!(%name, error = %e, "moving a ref: outcome unknown, re-reading");
+                match self.get_ref(repo, name).await? {
+                    Some(now) if now == sha => Ok(RefUpdate::Updated),
+                    _ => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn get_commit(&self, repo: &RepoName, sha: &str) -> Result<wire::GitCommit, ForgeError> {
+        let path = format!("{}/git/commits/{}", Self::base(repo), segment(sha));
+        let answer = self.transport.get(&path).await?;
+        if !answer.ok() {
+            return Err(Self::refused("GET", &path, &answer));
+        }
+        answer.json("GET", &path)
+    }
+
+    /// Writes a lease commit (the lease in its message, `tree` unchanged, one parent). Author
+    /// and date are given, so repeating the request makes the same commit.
+    async fn lease_commit(
+        &self,
+        repo: &RepoName,
+        issue: u64,
+        lease: &LeaseFacts,
+        tree: &str,
+        parent: &str,
+    ) -> Result<String, ForgeError> {
+        let path = format!("{}/git/commits", Self::base(repo));
+        let signature = json!({
+            "name": "issueloop",
+            "email": "issueloop@users.noreply.github.com",
+            "date": self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        });
+        let body = json!({
+            "message": lease_message(issue, lease),
+            "tree": tree,
+            "parents": [parent],
+            "author": signature,
+            "committer": signature,
+        });
+        let answer = self
+            .send(Method::Post, &path, Some(&body), Retry::Idempotent)
+            .await?;
+        if !answer.ok() {
+            return Err(Self::refused("POST", &path, &answer));
+        }
+        let commit: wire::GitCommit = answer.json("POST", &path)?;
+        Ok(commit.sha)
+    }
+
+    /// The issue's lease record: the lease commit, its tree, and the lease its message holds
+    /// (`None` inside when the message is not a lease).
+    async fn read_lease(
+        &self,
+        repo: &RepoName,
+        issue: u64,
+    ) -> Result<Option<(HeldLease, Option<LeaseFacts>)>, ForgeError> {
+        let Some(sha) = self.get_ref(repo, &lease_ref(issue)).await? else {
+            return Ok(None);
+        };
+        let commit = self.get_commit(repo, &sha).await?;
+        Ok(Some((
+            HeldLease {
+                sha: commit.sha,
+                tree: commit.tree.sha,
+            },
+            parse_lease_message(&commit.message),
+        )))
+    }
+
+    /// Writes a fresh lease for a claim this run just won (branch created, or takeover lock
+    /// held): the lease ref is created at a lease commit on top of `base_sha`, or moved there
+    /// when a record of an older claim is left.
+    async fn start_lease(
+        &self,
+        repo: &RepoName,
+        issue: u64,
+        base_sha: &str,
+        lease: &LeaseFacts,
+    ) -> Result<(), ForgeError> {
+        let tree = self.get_commit(repo, base_sha).await?.tree.sha;
+        let sha = self
+            .lease_commit(repo, issue, lease, &tree, base_sha)
+            .await?;
+        let name = lease_ref(issue);
+        match self.create_ref(repo, &name, &sha).await? {
+            RefCreate::Created => {}
+            RefCreate::Unknown { sha: found } if found == sha => {}
+            RefCreate::Exists | RefCreate::Unknown { .. } => {
+                match self.update_ref(repo, &name, &sha, true).await? {
+                    RefUpdate::Updated => {}
+                    RefUpdate::NotFastForward | RefUpdate::Missing => {
+                        return Err(ForgeError::NotConverged {
+                            repo: repo.clone(),
+                            what: format!("writing the lease `{name}`"),
+                            attempts: 1,
+                            message: "the lease ref changed while it was written".into(),
+                        });
+                    }
+                }
+            }
+        }
+        lock(&self.leases).insert((repo.full(), issue), HeldLease { sha, tree });
+        Ok(())
+    }
+
+    /// The lease of every claimed issue in `facts`, read fresh (a lease moves without the issue
+    /// changing, so the poll cache cannot hold it).
+    async fn attach_leases(
+        &self,
+        repo: &RepoName,
+        facts: &mut [CandidateFacts],
+    ) -> Result<(), ForgeError> {
+        for f in facts.iter_mut() {
+            if let Some(claim) = &mut f.claim {
+                claim.lease = self
+                    .read_lease(repo, f.issue.number)
+                    .await?
+                    .and_then(|(_, lease)| lease);
+            }
+        }
+        Ok(())
+    }
+
+    async fn renew_impl(&self, claim: &Claim, ttl: Duration) -> Result<Renewal, ForgeError> {
+        let repo = &claim.repo;
+        let key = (repo.full(), claim.issue);
+        let Some(held) = lock(&self.leases).get(&key).cloned() else {
+            return Ok(Renewal::Lost { holder: None });
+        };
+        let lease = new_lease(&claim.lease.holder, self.clock.now(), ttl);
+        let sha = self
+            .lease_commit(repo, claim.issue, &lease, &held.tree, &held.sha)
+            .await?;
+        match self
+            .update_ref(repo, &lease_ref(claim.issue), &sha, false)
+            .await?
+        {
+            RefUpdate::Updated => {
+                lock(&self.leases).insert(
+                    key,
+                    HeldLease {
+                        sha,
+                        tree: held.tree,
+                    },
+                );
+                Ok(Renewal::Renewed {
+                    expires: lease.expires,
+                })
+            }
+            RefUpdate::NotFastForward | RefUpdate::Missing => {
+                lock(&self.leases).remove(&key);
+                let holder = self
+                    .read_lease(repo, claim.issue)
+                    .await?
+                    .and_then(|(_, l)| l)
+                    .map(|l| l.holder);
+                Ok(Renewal::Lost { holder })
+            }
         }
     }
 
@@ -539,7 +733,9 @@ impl GithubForge {
             }
         }
         tracing::debug!(repo = %repo, rebuilt = changed.len(), candidates = poll.issues.len(), "polled");
-        Ok(poll.facts())
+        let mut facts = poll.facts();
+        self.attach_leases(repo, &mut facts).await?;
+        Ok(facts)
     }
 
     async fn issue_facts_impl(
@@ -561,15 +757,19 @@ impl GithubForge {
         }
         let pulls = self.open_pulls(repo).await?;
         let mut scratch = RepoPoll::default();
-        Ok(self
-            .build_facts(repo, &issue, &pulls, &mut scratch)
-            .await?
-            .map(|c| c.facts))
+        let Some(built) = self.build_facts(repo, &issue, &pulls, &mut scratch).await? else {
+            return Ok(None);
+        };
+        let mut facts = [built.facts];
+        self.attach_leases(repo, &mut facts).await?;
+        let [facts] = facts;
+        Ok(Some(facts))
     }
 
     async fn claim_impl(&self, req: &ClaimRequest) -> Result<ClaimOutcome, ForgeError> {
         let repo = &req.repo;
         let branch_ref = format!("refs/heads/{}", req.branch);
+        let lease = new_lease(&req.holder, self.clock.now(), req.lease_ttl);
         let acquired = |took_over: Option<TakeoverReason>,
                         remote_head: Option<String>,
                         lock_ref: Option<String>| Claim {
@@ -581,10 +781,12 @@ impl GithubForge {
             remote_head,
             took_over,
             lock_ref,
+            lease: lease.clone(),
         };
         match self.create_ref(repo, &branch_ref, &req.base_sha).await? {
             RefCreate::Created => {
-                self.take_label(repo, req.issue, &branch_ref).await?;
+                self.take_label(repo, req.issue, &branch_ref, &req.base_sha, &lease)
+                    .await?;
                 return Ok(ClaimOutcome::Acquired(acquired(None, None, None)));
             }
             RefCreate::Unknown { sha } => {
@@ -596,7 +798,8 @@ impl GithubForge {
                         .iter()
                         .any(|l| l.eq_ignore_ascii_case(&self.labels.in_progress))
                 {
-                    self.take_label(repo, req.issue, &branch_ref).await?;
+                    self.take_label(repo, req.issue, &branch_ref, &req.base_sha, &lease)
+                        .await?;
                     return Ok(ClaimOutcome::Acquired(acquired(None, None, None)));
                 }
                 return Ok(ClaimOutcome::Busy(BusyReason::ClaimedByAnotherRun {
@@ -606,13 +809,30 @@ impl GithubForge {
             RefCreate::Exists => {}
         }
         let existing = self.get_ref(repo, &branch_ref).await?;
+        // The lease as it is now, not as the poll saw it.
+        let record = self.read_lease(repo, req.issue).await?;
+        let fresh = record.as_ref().and_then(|(_, l)| l.clone());
+        let current = match (&req.current, &fresh) {
+            (Some(c), _) => Some(issueloop_triage::ClaimFacts {
+                lease: fresh.clone(),
+                ..c.clone()
+            }),
+            // A lease without the label yet: its holder is between the two steps.
+            (None, Some(l)) => Some(issueloop_triage::ClaimFacts {
+                at: l.expires.checked_sub(l.ttl).unwrap_or(l.expires),
+                by_us: false,
+                lease: Some(l.clone()),
+            }),
+            (None, None) => None,
+        };
         let decision = decide_contested(
-            req.current.as_ref(),
+            current.as_ref(),
             self.clock.now(),
             req.stale_after,
             &req.branch,
             existing.as_deref(),
             &req.base_sha,
+            req.dead_holder.as_deref(),
         );
         let reason = match decision {
             Contested::Busy(reason) => {
@@ -621,16 +841,47 @@ impl GithubForge {
             }
             Contested::TakeOver(reason) => reason,
         };
-        let lock_ref = takeover_lock_ref(req.issue, &reason);
-        let lock_sha = existing.clone().unwrap_or_else(|| req.base_sha.clone());
-        match self.create_ref(repo, &lock_ref, &lock_sha).await? {
-            RefCreate::Exists => {
-                return Ok(ClaimOutcome::Busy(BusyReason::TakeoverLost {
-                    lock: lock_ref,
-                }));
+        let lock_ref = match (&reason, &record) {
+            // The lease ref moved forward from the expired lease commit: a compare-and-swap, so
+            // of every runner that saw this lease expire (and its holder, were it still
+            // renewing) exactly one succeeds.
+            (TakeoverReason::LeaseExpired { .. }, Some((expired, _))) => {
+                let sha = self
+                    .lease_commit(repo, req.issue, &lease, &expired.tree, &expired.sha)
+                    .await?;
+                let name = lease_ref(req.issue);
+                match self.update_ref(repo, &name, &sha, false).await? {
+                    RefUpdate::Updated => {
+                        lock(&self.leases).insert(
+                            (repo.full(), req.issue),
+                            HeldLease {
+                                sha,
+                                tree: expired.tree.clone(),
+                            },
+                        );
+                    }
+                    RefUpdate::NotFastForward | RefUpdate::Missing => {
+                        return Ok(ClaimOutcome::Busy(BusyReason::TakeoverLost { lock: name }));
+                    }
+                }
+                None
             }
-            RefCreate::Created | RefCreate::Unknown { .. } => {}
-        }
+            _ => {
+                let lock_ref = takeover_lock_ref(req.issue, &reason);
+                let lock_sha = existing.clone().unwrap_or_else(|| req.base_sha.clone());
+                match self.create_ref(repo, &lock_ref, &lock_sha).await? {
+                    RefCreate::Exists => {
+                        return Ok(ClaimOutcome::Busy(BusyReason::TakeoverLost {
+                            lock: lock_ref,
+                        }));
+                    }
+                    RefCreate::Created | RefCreate::Unknown { .. } => {}
+                }
+                self.start_lease(repo, req.issue, &req.base_sha, &lease)
+                    .await?;
+                Some(lock_ref)
+            }
+        };
         self.add_labels_impl(
             repo,
             req.issue,
@@ -638,7 +889,14 @@ impl GithubForge {
         )
         .await?;
         let comment = match (&reason, &req.takeover_comment) {
-            (TakeoverReason::StaleClaim { .. }, Some(text)) => text.clone(),
+            (
+                TakeoverReason::StaleClaim { .. } | TakeoverReason::LeaseExpired { .. },
+                Some(text),
+            ) => text.clone(),
+            (TakeoverReason::LeaseExpired { holder, expired_at }, None) => format!(
+                "issueloop is taking over this issue: the lease of run `{holder}` expired at \
+                 {expired_at} without a renewal."
+            ),
             (TakeoverReason::StaleClaim { since, age_secs }, None) => format!(
                 "issueloop is taking over a stale claim on this issue: `{}` has been set since {since} \
                  ({age_secs} s), longer than a run may take.",
@@ -655,26 +913,32 @@ impl GithubForge {
         self.upsert_comment_impl(repo, req.issue, &marker, &comment)
             .await?;
         lock(&self.claimed).insert((repo.full(), req.issue));
-        tracing::info!(repo = %repo, issue = req.issue, lock = %lock_ref, "claim: took over");
+        tracing::info!(repo = %repo, issue = req.issue, reason = ?reason, "claim: took over");
         Ok(ClaimOutcome::Acquired(acquired(
             Some(reason),
             existing,
-            Some(lock_ref),
+            lock_ref,
         )))
     }
 
-    /// After creating the branch: the label, and the claim recorded as ours. When labelling
-    /// fails the branch is removed again, so nothing half-claimed is left behind.
+    /// After creating the branch: the lease, the label, and the claim recorded as ours. When
+    /// either fails the branch is removed again, so nothing half-claimed is left behind.
     async fn take_label(
         &self,
         repo: &RepoName,
         issue: u64,
         branch_ref: &str,
+        base_sha: &str,
+        lease: &LeaseFacts,
     ) -> Result<(), ForgeError> {
-        if let Err(e) = self
-            .add_labels_impl(repo, issue, std::slice::from_ref(&self.labels.in_progress))
-            .await
-        {
+        let labelled = match self.start_lease(repo, issue, base_sha, lease).await {
+            Ok(()) => {
+                self.add_labels_impl(repo, issue, std::slice::from_ref(&self.labels.in_progress))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = labelled {
             if let Err(cleanup) = self.delete_ref(repo, branch_ref).await {
                 tracing::error!(%branch_ref, error = %cleanup, "could not remove the branch of a failed claim");
             }
@@ -686,6 +950,20 @@ impl GithubForge {
 
     async fn release_impl(&self, claim: &Claim, release: Release) -> Result<(), ForgeError> {
         let repo = &claim.repo;
+        let record = self.read_lease(repo, claim.issue).await?;
+        if let Some((_, Some(lease))) = &record
+            && lease.holder != claim.lease.holder
+        {
+            tracing::warn!(
+                repo = %repo,
+                issue = claim.issue,
+                holder = %lease.holder,
+                "the claim is held by another run now: leaving it"
+            );
+            lock(&self.claimed).remove(&(repo.full(), claim.issue));
+            lock(&self.leases).remove(&(repo.full(), claim.issue));
+            return Ok(());
+        }
         if release == Release::DeleteBranch {
             match self.pull_for_branch(repo, &claim.branch).await? {
                 Some(pr) => tracing::warn!(
@@ -703,9 +981,13 @@ impl GithubForge {
         if let Some(lock_ref) = &claim.lock_ref {
             self.delete_ref(repo, lock_ref).await?;
         }
+        if record.is_some() {
+            self.delete_ref(repo, &lease_ref(claim.issue)).await?;
+        }
         self.remove_label_impl(repo, claim.issue, &self.labels.in_progress)
             .await?;
         lock(&self.claimed).remove(&(repo.full(), claim.issue));
+        lock(&self.leases).remove(&(repo.full(), claim.issue));
         Ok(())
     }
 
@@ -1067,6 +1349,25 @@ impl GithubForge {
     }
 }
 
+/// The lease ref of an issue: it points at a lease commit whose message holds the lease.
+fn lease_ref(issue: u64) -> String {
+    format!("refs/issueloop/lease/{issue}")
+}
+
+/// The lease commit a held claim's lease ref points at, and the tree lease commits reuse.
+#[derive(Clone, Debug)]
+struct HeldLease {
+    sha: String,
+    tree: String,
+}
+
+enum RefUpdate {
+    Updated,
+    /// The ref moved meanwhile (a fast-forward-only update refused).
+    NotFastForward,
+    Missing,
+}
+
 enum RefCreate {
     Created,
     Exists,
@@ -1144,6 +1445,10 @@ impl Forge for GithubForge {
 
     fn claim<'a>(&'a self, request: &'a ClaimRequest) -> ForgeFuture<'a, ClaimOutcome> {
         Box::pin(self.claim_impl(request))
+    }
+
+    fn renew<'a>(&'a self, claim: &'a Claim, ttl: Duration) -> ForgeFuture<'a, Renewal> {
+        Box::pin(self.renew_impl(claim, ttl))
     }
 
     fn release<'a>(&'a self, claim: &'a Claim, release: Release) -> ForgeFuture<'a, ()> {

@@ -77,6 +77,14 @@ pub struct GitRef {
     pub object: GitObject,
 }
 
+/// A commit from the Git database API (`/git/commits`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct GitCommit {
+    pub sha: String,
+    pub message: String,
+    pub tree: GitObject,
+}
+
 #[derive(Clone, Debug, Deserialize)]
 pub struct Branch {
     #[serde(rename = "ref")]

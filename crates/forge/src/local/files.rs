@@ -109,7 +109,8 @@ pub struct PullFront {
     pub labels: Vec<String>,
 }
 
-/// `claims/<n>.lock`: the claim. Created exclusively, so one run holds it.
+/// `claims/<n>.lock`: the claim and its lease. Written under the folder lock, so one run holds
+/// it; the holding run moves `expires` forward while it lives.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimFile {
@@ -117,6 +118,26 @@ pub struct ClaimFile {
     pub at: Timestamp,
     /// Who holds it: process id and start time, for a person reading the file.
     pub holder: String,
+    /// The holding run's id (absent in claims written before leases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    /// When the lease lapses unless renewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<Timestamp>,
+    /// How long one renewal lasts, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u64>,
+}
+
+impl ClaimFile {
+    /// The lease this file records, when it records one.
+    pub fn lease(&self) -> Option<issueloop_triage::LeaseFacts> {
+        Some(issueloop_triage::LeaseFacts {
+            holder: self.run.clone()?,
+            expires: self.expires?,
+            ttl: Duration::from_secs(self.ttl_secs?),
+        })
+    }
 }
 
 /// A document: front matter and Markdown.

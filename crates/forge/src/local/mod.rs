@@ -19,11 +19,13 @@ use jiff::Timestamp;
 
 use files::{
     ClaimFile, CommentRecord, Document, FolderLock, IssueFront, LabelRecord, PullFront, RepoFile,
-    create_exclusive, read_document, write_atomic, write_document,
+    read_document, write_atomic, write_document,
 };
 
-use crate::claim::{BusyReason, Claim, ClaimOutcome, ClaimRequest, Release, TakeoverReason};
-use crate::clock::{Clock, SystemClock, until};
+use crate::claim::{
+    Claim, ClaimOutcome, ClaimRequest, Contested, Release, Renewal, decide_contested, new_lease,
+};
+use crate::clock::{Clock, SystemClock};
 use crate::error::ForgeError;
 use crate::poll::RepoPoll;
 use crate::stats::RequestStats;
@@ -324,7 +326,9 @@ impl LocalForge {
                 .filter(|e| e.added && e.label.eq_ignore_ascii_case(&self.labels.in_progress))
                 .map(|e| e.at)
                 .max();
-            let locked = self.claim_file(repo, n)?.map(|c| c.at);
+            let file = self.claim_file(repo, n)?;
+            let locked = file.as_ref().map(|c| c.at);
+            let lease = file.as_ref().and_then(ClaimFile::lease);
             let marker = takeover_comment_marker(n);
             let taken_over = f
                 .comments
@@ -337,7 +341,11 @@ impl LocalForge {
                 .flatten()
                 .max()
                 .unwrap_or(f.created_at);
-            Some(ClaimFacts { at, by_us: false })
+            Some(ClaimFacts {
+                at,
+                by_us: false,
+                lease,
+            })
         } else {
             None
         };
@@ -509,77 +517,64 @@ impl LocalForge {
     async fn claim_impl(&self, req: &ClaimRequest) -> Result<ClaimOutcome, ForgeError> {
         let repo = &req.repo;
         let path = self.claim_path(repo, req.issue);
-        let now = self.clock.now();
-        let holder = format!("pid {} at {now}", std::process::id());
-        let content = |at: Timestamp| {
-            toml::to_string(&ClaimFile {
-                branch: req.branch.clone(),
-                at,
-                holder: holder.clone(),
-            })
-            .expect("a claim file is strings and a timestamp: it serializes")
-        };
         let existing_branch = self.branch_sha(repo, &req.branch).await?;
-        if create_exclusive(&path, content(now).as_bytes())? {
-            self.add_labels_impl(
-                repo,
-                req.issue,
-                std::slice::from_ref(&self.labels.in_progress),
-            )
-            .await?;
-            return Ok(ClaimOutcome::Acquired(Claim {
-                repo: repo.clone(),
-                issue: req.issue,
+        // The claim file is read, judged and written under the folder lock: two runners that
+        // both see an expired lease cannot both take it.
+        let (now, lease, took_over, held_lease) = {
+            let _lock = FolderLock::acquire(&self.dir(repo), self.timeout).await?;
+            let now = self.clock.now();
+            let lease = new_lease(&req.holder, now, req.lease_ttl);
+            let held = self.claim_file(repo, req.issue)?;
+            let took_over = match &held {
+                None => None,
+                Some(held) => {
+                    let current = ClaimFacts {
+                        at: held.at,
+                        by_us: false,
+                        lease: held.lease(),
+                    };
+                    match decide_contested(
+                        Some(&current),
+                        now,
+                        req.stale_after,
+                        &req.branch,
+                        existing_branch.as_deref(),
+                        &req.base_sha,
+                        req.dead_holder.as_deref(),
+                    ) {
+                        Contested::Busy(reason) => return Ok(ClaimOutcome::Busy(reason)),
+                        Contested::TakeOver(reason) => Some(reason),
+                    }
+                }
+            };
+            let file = ClaimFile {
                 branch: req.branch.clone(),
-                base_sha: req.base_sha.clone(),
                 at: now,
-                remote_head: existing_branch,
-                took_over: None,
-                lock_ref: None,
-            }));
-        }
-        let Some(held) = self.claim_file(repo, req.issue)? else {
-            return Ok(ClaimOutcome::Busy(BusyReason::BranchVanished {
-                branch: req.branch.clone(),
-            }));
+                holder: format!("pid {} at {now}", std::process::id()),
+                run: Some(req.holder.clone()),
+                expires: Some(lease.expires),
+                ttl_secs: Some(req.lease_ttl.as_secs()),
+            };
+            write_atomic(&path, claim_text(&path, &file)?.as_bytes())?;
+            (now, lease, took_over, held.and_then(|h| h.lease()))
         };
-        let age = until(held.at, now);
-        if age <= req.stale_after {
-            return Ok(ClaimOutcome::Busy(BusyReason::ClaimedByAnotherRun {
-                since: held.at,
-            }));
-        }
-        let reason = TakeoverReason::StaleClaim {
-            since: held.at,
-            age_secs: age.as_secs(),
-        };
-        // Named after the claim it replaces: of all runners seeing this stale claim, one creates it.
-        let takeover = self.dir(repo).join("claims").join(format!(
-            "{}.takeover-{}",
-            req.issue,
-            held.at.as_second()
-        ));
-        if !create_exclusive(&takeover, content(now).as_bytes())? {
-            return Ok(ClaimOutcome::Busy(BusyReason::TakeoverLost {
-                lock: takeover.display().to_string(),
-            }));
-        }
-        write_atomic(&path, content(now).as_bytes())?;
         self.add_labels_impl(
             repo,
             req.issue,
             std::slice::from_ref(&self.labels.in_progress),
         )
         .await?;
-        let text = req.takeover_comment.clone().unwrap_or_else(|| {
-            format!(
-                "issueloop is taking over a stale claim on this issue: it has been held since {} ({} s).",
-                held.at,
-                age.as_secs()
-            )
-        });
-        self.upsert_comment_impl(repo, req.issue, &takeover_comment_marker(req.issue), &text)
-            .await?;
+        if let Some(reason) = &took_over {
+            let text = req.takeover_comment.clone().unwrap_or_else(|| match (reason, &held_lease) {
+                (_, Some(old)) => format!(
+                    "issueloop is taking over a claim whose lease (run `{}`) expired at {} without a renewal.",
+                    old.holder, old.expires
+                ),
+                _ => "issueloop is taking over a stale claim on this issue.".to_owned(),
+            });
+            self.upsert_comment_impl(repo, req.issue, &takeover_comment_marker(req.issue), &text)
+                .await?;
+        }
         Ok(ClaimOutcome::Acquired(Claim {
             repo: repo.clone(),
             issue: req.issue,
@@ -587,13 +582,44 @@ impl LocalForge {
             base_sha: req.base_sha.clone(),
             at: now,
             remote_head: existing_branch,
-            took_over: Some(reason),
-            lock_ref: Some(takeover.display().to_string()),
+            took_over,
+            lock_ref: None,
+            lease,
         }))
+    }
+
+    /// Moves the lease's expiry forward, under the folder lock, if the claim file still names
+    /// this run.
+    async fn renew_impl(&self, claim: &Claim, ttl: Duration) -> Result<Renewal, ForgeError> {
+        let path = self.claim_path(&claim.repo, claim.issue);
+        let _lock = FolderLock::acquire(&self.dir(&claim.repo), self.timeout).await?;
+        let Some(mut file) = self.claim_file(&claim.repo, claim.issue)? else {
+            return Ok(Renewal::Lost { holder: None });
+        };
+        if file.run.as_deref() != Some(claim.lease.holder.as_str()) {
+            return Ok(Renewal::Lost { holder: file.run });
+        }
+        let lease = new_lease(&claim.lease.holder, self.clock.now(), ttl);
+        file.expires = Some(lease.expires);
+        file.ttl_secs = Some(ttl.as_secs());
+        write_atomic(&path, claim_text(&path, &file)?.as_bytes())?;
+        Ok(Renewal::Renewed {
+            expires: lease.expires,
+        })
     }
 
     async fn release_impl(&self, claim: &Claim, release: Release) -> Result<(), ForgeError> {
         let repo = &claim.repo;
+        if let Some(file) = self.claim_file(repo, claim.issue)?
+            && file.run.as_deref().is_some_and(|r| r != claim.lease.holder)
+        {
+            tracing::warn!(
+                issue = claim.issue,
+                holder = ?file.run,
+                "the claim is held by another run now: leaving it"
+            );
+            return Ok(());
+        }
         if release == Release::DeleteBranch {
             let used = self
                 .pulls(repo)?
@@ -719,6 +745,13 @@ impl LocalForge {
     }
 }
 
+fn claim_text(path: &Path, file: &ClaimFile) -> Result<String, ForgeError> {
+    toml::to_string(file).map_err(|e| ForgeError::Local {
+        path: path.to_owned(),
+        message: format!("cannot write the claim: {e}"),
+    })
+}
+
 fn remove_if_present(path: &Path) -> Result<(), ForgeError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
@@ -778,6 +811,10 @@ impl Forge for LocalForge {
 
     fn claim<'a>(&'a self, request: &'a ClaimRequest) -> ForgeFuture<'a, ClaimOutcome> {
         Box::pin(self.claim_impl(request))
+    }
+
+    fn renew<'a>(&'a self, claim: &'a Claim, ttl: Duration) -> ForgeFuture<'a, Renewal> {
+        Box::pin(self.renew_impl(claim, ttl))
     }
 
     fn release<'a>(&'a self, claim: &'a Claim, release: Release) -> ForgeFuture<'a, ()> {

@@ -4,7 +4,9 @@
 //! `error_max_budget_usd` is the harness's own budget stop. `total_cost_usd` is cumulative for
 //! one session, so a stream holding several sessions adds the last value of each. Until a
 //! `result` arrives, the running cost is estimated from the `assistant` frames' usage (deduplicated
-//! by `message.id`) priced from the model table, so live enforcement works mid-run.
+//! by `message.id`) priced from the model table, so live enforcement works mid-run. A
+//! `system`/`api_retry` frame (the model API failed and Claude Code will try again) is the
+//! stream's last notice: it is all Claude Code says while it cannot reach its endpoint.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +25,35 @@ struct Head {
     kind: Option<String>,
     subtype: Option<String>,
     model: Option<String>,
+}
+
+/// `{"type":"system","subtype":"api_retry","attempt":2,"max_retries":10,"error_status":null,
+/// "error":"unknown",…}`.
+#[derive(Deserialize)]
+struct ApiRetry {
+    attempt: Option<u64>,
+    max_retries: Option<u64>,
+    error_status: Option<serde_json::Value>,
+    error: Option<serde_json::Value>,
+}
+
+impl ApiRetry {
+    fn notice(&self) -> String {
+        let n = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
+        let text = |v: &Option<serde_json::Value>| match v {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(other) => Some(other.to_string()),
+        };
+        let status = text(&self.error_status)
+            .map_or_else(|| "no HTTP status".to_owned(), |s| format!("HTTP {s}"));
+        format!(
+            "`api_retry` attempt {} of {}: the model API failed (error `{}`, {status})",
+            n(self.attempt),
+            n(self.max_retries),
+            text(&self.error).unwrap_or_else(|| "unknown".into()),
+        )
+    }
 }
 
 #[derive(Deserialize)]
@@ -159,6 +190,8 @@ pub(crate) struct State {
     session_open: bool,
     last_text: Option<String>,
     last_api_error: Option<String>,
+    /// The last `api_retry` notice, until a `result` or an assistant message follows it.
+    last_retry: Option<String>,
     /// Sessions finished before the current `result` (several `claude -p` runs in one stream).
     settled_cost: f64,
     settled_cost_unknown: bool,
@@ -183,6 +216,11 @@ impl State {
                     }
                     if self.result.is_some() {
                         self.session_open = true;
+                    }
+                } else if head.subtype.as_deref() == Some("api_retry") {
+                    match parse::<ApiRetry>(text) {
+                        Ok(r) => self.last_retry = Some(bounded(&r.notice(), 512)),
+                        Err(e) => return Event::Malformed(e),
                     }
                 }
                 Event::Handled
@@ -210,6 +248,8 @@ impl State {
     }
 
     fn assistant(&mut self, frame: AssistantFrame, ctx: &mut Ctx<'_>) {
+        // The model answered: an earlier retry notice no longer explains anything.
+        self.last_retry = None;
         self.session_open = true;
         if let Some(error) = frame.error {
             let code = match &error {
@@ -243,6 +283,7 @@ impl State {
     }
 
     fn result(&mut self, frame: ResultFrame, ctx: &mut Ctx<'_>) {
+        self.last_retry = None;
         let cost = sane_cost(frame.total_cost_usd, ctx);
         let estimate = std::mem::take(&mut self.estimate);
         if let Some(previous) = self.result.take() {
@@ -317,6 +358,13 @@ impl State {
             cost_usd: reported.unwrap_or(self.settled_cost) + estimate?,
             source: CostSource::Priced,
         })
+    }
+
+    /// What the stream said last about trouble while it ran: a retry notice or an API error.
+    pub fn notice(&self) -> Option<String> {
+        self.last_retry
+            .clone()
+            .or_else(|| self.last_api_error.clone())
     }
 
     pub fn verdict(&self, p: &Pricing) -> Verdict {

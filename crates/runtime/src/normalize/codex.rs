@@ -186,6 +186,12 @@ impl State {
         })
     }
 
+    /// What the stream said last about trouble: its last top-level `error` event, such as
+    /// "Reconnecting... waiting for network (…)" while it cannot reach its endpoint.
+    pub fn notice(&self) -> Option<String> {
+        self.last_error.clone()
+    }
+
     pub fn verdict(&self, p: &Pricing) -> Verdict {
         let mut unexplained = false;
         let (status, error) = match &self.last_turn {

@@ -131,6 +131,7 @@ impl Normalizer {
         }
         let verdict = self.harness.verdict(&self.pricing);
         let mut error = verdict.error.clone();
+        let mut words = None;
         let status = match killed {
             Some(KillReason::Budget) => {
                 error = Some(
@@ -139,7 +140,13 @@ impl Normalizer {
                 Status::BudgetExhausted
             }
             Some(KillReason::WallClock) => {
-                error = Some("issueloop stopped the agent at the wall-clock limit".into());
+                // A harness that cannot reach its model retries until the clock runs out; what
+                // it said meanwhile is the explanation.
+                words = last_words(self.harness.notice(), stderr_tail::tail(&self.stderr));
+                error = Some(match &words {
+                    Some(w) => format!("issueloop stopped the agent at the wall-clock limit; {w}"),
+                    None => "issueloop stopped the agent at the wall-clock limit".into(),
+                });
                 Status::TimedOut
             }
             None => match (exit_code, verdict.status) {
@@ -206,6 +213,7 @@ impl Normalizer {
             usage: verdict.usage,
             final_message: bounded(&verdict.final_message, FINAL_MESSAGE_LIMIT),
             error: error.map(|e| bounded(&e, ERROR_LIMIT)),
+            last_words: words.map(|w| bounded(&w, ERROR_LIMIT)),
             exit_code,
             killed,
             model: verdict.model,
@@ -345,6 +353,24 @@ impl Normalizer {
             ctx.report.skipped += lines - 1;
         }
         ctx.record(event);
+    }
+}
+
+/// What an agent stopped by issueloop said last, for its reason: the stream's last notice
+/// (`notice`, e.g. Codex's "Reconnecting… waiting for network") and the end of its stderr
+/// (`stderr_tail`, already bounded and cleaned), or `None` when it said nothing.
+pub(crate) fn last_words(notice: Option<String>, stderr_tail: Option<String>) -> Option<String> {
+    let notice = notice
+        .map(|n| issueloop_config::redact(&issueloop_config::clean_line(&n)))
+        .filter(|n| !n.is_empty())
+        .map(|n| bounded(&n, STRAY_LINE_LIMIT));
+    match (notice, stderr_tail) {
+        (Some(n), Some(t)) => Some(format!(
+            "its last notice on stdout: {n}; its last words on stderr:\n{t}"
+        )),
+        (Some(n), None) => Some(format!("its last notice on stdout: {n}")),
+        (None, Some(t)) => Some(format!("its last words on stderr:\n{t}")),
+        (None, None) => None,
     }
 }
 
@@ -500,6 +526,17 @@ impl Harness {
             Harness::OpenCode(s) => s.running_cost(pricing),
             Harness::Gemini(s) => s.running_cost(pricing),
             Harness::Text(_) => None,
+        }
+    }
+
+    /// What the stream said last about trouble while the run went on (a retry notice, an API
+    /// error), for a run issueloop stopped. Only Claude Code and Codex report such notices on
+    /// stdout; the others print them on stderr, if anywhere.
+    fn notice(&self) -> Option<String> {
+        match self {
+            Harness::Claude(s) => s.notice(),
+            Harness::Codex(s) => s.notice(),
+            Harness::Pi(_) | Harness::OpenCode(_) | Harness::Gemini(_) | Harness::Text(_) => None,
         }
     }
 

@@ -508,3 +508,92 @@ mod properties {
         }
     }
 }
+
+/// A run stopped at its wall clock carries what the agent said last: the stream's last notice
+/// (Claude Code's `api_retry`, Codex's `error` events), the end of its stderr, both, or neither.
+#[test]
+fn a_run_stopped_at_the_wall_clock_carries_its_last_words() {
+    const RETRY: &str = r#"{"type":"system","subtype":"api_retry","attempt":3,"max_retries":10,"retry_delay_ms":2283,"error_status":529,"error":"server_error"}"#;
+    const ANSWER: &str = r#"{"type":"assistant","message":{"id":"m1","model":"claude-sonnet-4-5","content":[{"type":"text","text":"on it"}],"usage":{"input_tokens":10,"output_tokens":5}}}"#;
+    const RECONNECTING: &str = r#"{"type":"error","message":"Reconnecting... waiting for network (Connection failed: error sending request)"}"#;
+    let table: [(Format, &[&str], &str, Option<&str>); 7] = [
+        (
+            Format::ClaudeCode,
+            &[RETRY],
+            "",
+            Some(
+                "its last notice on stdout: `api_retry` attempt 3 of 10: the model API failed (error `server_error`, HTTP 529)",
+            ),
+        ),
+        // The model answered after the retry: the notice no longer explains anything.
+        (Format::ClaudeCode, &[RETRY, ANSWER], "", None),
+        (
+            Format::Codex,
+            &[r#"{"type":"turn.started"}"#, RECONNECTING],
+            "",
+            Some(
+                "its last notice on stdout: Reconnecting... waiting for network (Connection failed: error sending request)",
+            ),
+        ),
+        (
+            Format::Codex,
+            &[r#"{"type":"turn.started"}"#, RECONNECTING],
+            "\u{1b}[33mWARNING: slow\u{1b}[0m\n",
+            Some(
+                "its last notice on stdout: Reconnecting... waiting for network (Connection failed: error sending request); its last words on stderr:\nWARNING: slow",
+            ),
+        ),
+        (
+            Format::Gemini,
+            &[],
+            "Attempt 2 failed. Retrying with backoff... Error: fetch failed\n    at f (file:///c.js:1:2)\n    at async g (file:///c.js:3:4)\n",
+            Some(
+                "its last words on stderr:\nAttempt 2 failed. Retrying with backoff... Error: fetch failed",
+            ),
+        ),
+        (
+            Format::OpenCode,
+            &[],
+            "level=ERROR message=\"stream error\" error.error=\"Cannot connect to API: Unable to connect\"\n",
+            Some(
+                "its last words on stderr:\nlevel=ERROR message=\"stream error\" error.error=\"Cannot connect to API: Unable to connect\"",
+            ),
+        ),
+        (Format::Pi, &[], " \n", None),
+    ];
+    for (format, lines, stderr, words) in table {
+        let mut n = Normalizer::new(format, Pricing::default());
+        for l in lines {
+            n.feed_line(l);
+        }
+        n.set_stderr(stderr.to_owned());
+        let o = n.finish(None, Some(KillReason::WallClock));
+        assert_eq!(o.status, Status::TimedOut, "{format:?}");
+        assert_eq!(o.last_words.as_deref(), words, "{format:?} {lines:?}");
+        let expected = match words {
+            Some(w) => format!("issueloop stopped the agent at the wall-clock limit; {w}"),
+            None => "issueloop stopped the agent at the wall-clock limit".to_owned(),
+        };
+        assert_eq!(o.error.as_deref(), Some(expected.as_str()), "{format:?}");
+    }
+    // Other endings carry no last words (their error says why on its own).
+    let mut n = Normalizer::new(Format::Codex, Pricing::default());
+    n.feed_line(RECONNECTING);
+    assert_eq!(n.finish(None, Some(KillReason::Budget)).last_words, None);
+}
+
+#[test]
+fn last_words_are_cleaned_and_bounded() {
+    assert_eq!(last_words(None, None), None);
+    assert_eq!(last_words(Some("  ".into()), None), None);
+    assert_eq!(
+        last_words(Some("a\u{1b}[31mb\u{0}c\n d".into()), None).as_deref(),
+        Some("its last notice on stdout: abc d")
+    );
+    let long = last_words(Some("x".repeat(10_000)), None).unwrap();
+    assert!(long.len() < STRAY_LINE_LIMIT + 40, "{}", long.len());
+    assert_eq!(
+        last_words(Some("key ghp_abcdefghijABCDEFGHIJ0".into()), None).as_deref(),
+        Some("its last notice on stdout: key ghp_[REDACTED]")
+    );
+}

@@ -207,22 +207,36 @@ pub struct TakeoverCommentInput {
     pub claim_label: String,
     pub claimed_at: Timestamp,
     pub now: Timestamp,
-    /// The run's wall-clock budget plus the grace period.
+    /// The run's wall-clock budget plus the grace period (the rule for a claim without a lease).
     pub stale_after: Duration,
+    /// The expired lease being taken over, when the claim had one.
+    #[serde(default)]
+    pub lease: Option<crate::LeaseFacts>,
 }
 
 /// The comment saying a stale claim was taken over, starting with [`takeover_comment_marker`].
 pub fn takeover_comment(input: &TakeoverCommentInput) -> String {
     let age = input.now.duration_since(input.claimed_at).unsigned_abs();
+    let why = match &input.lease {
+        Some(lease) => format!(
+            "; its lease, held by run {}, expired at {} and was not renewed, so that run is \
+             presumed gone",
+            sections::code(&lease.holder),
+            human_time(lease.expires),
+        ),
+        None => format!(
+            ", longer than a run's wall-clock budget plus grace ({}), so the run that set it is \
+             presumed gone",
+            duration(input.stale_after)
+        ),
+    };
     let out = format!(
-        "{}\nissueloop is taking over a stale claim: {} has been on this issue since {} ({} ago), \
-         longer than a run's wall-clock budget plus grace ({}), so the run that set it is presumed \
-         gone. Run {} works on it now.\n",
+        "{}\nissueloop is taking over a stale claim: {} has been on this issue since {} ({} ago){why}. \
+         Run {} works on it now.\n",
         takeover_comment_marker(input.issue_number),
         sections::code(&input.claim_label),
         human_time(input.claimed_at),
         duration(age),
-        duration(input.stale_after),
         sections::code(&input.run_id),
     );
     fit(&out, GITHUB_TEXT_LIMIT)
