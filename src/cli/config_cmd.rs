@@ -113,6 +113,10 @@ fn resolved_paths(config: &Config) -> Vec<ResolvedPath> {
                 |url| url.redacted(),
             ),
         ),
+        issueloop_config::StateBackend::Github => {
+            push("state.path", shown(&config.state.path));
+            push("state.branch", super::ledger::github_state_location(config));
+        }
     }
     if config.forge.kind == issueloop_config::ForgeKind::Local {
         push("forge.local_path", shown(&config.forge.local_path));
@@ -180,6 +184,8 @@ pub fn render(config: &Config) -> String {
             (issueloop_config::StateBackend::Postgres, None) => {
                 format!("URL from `{}`", issueloop_config::DATABASE_URL_VAR)
             }
+            (issueloop_config::StateBackend::Github, _) =>
+                super::ledger::github_state_location(config),
         }
     );
     let l = &config.labels;

@@ -74,7 +74,19 @@ pub fn state_location(config: &Config, env: &Env) -> String {
         StateBackend::Postgres => database_url(config.state.url.as_ref(), env)
             .map(|url| url.redacted())
             .unwrap_or_else(|_| "postgres (no URL configured)".into()),
+        StateBackend::Github => github_state_location(config),
     }
+}
+
+/// `branch `issueloop/state` of `acme/app``: where the `github` backend keeps the ledger.
+pub fn github_state_location(config: &Config) -> String {
+    let repo = config
+        .state
+        .repo
+        .as_ref()
+        .or(config.repos.first())
+        .map_or_else(|| "(no repository)".to_owned(), |r| r.full());
+    format!("branch `{}` of `{repo}`", config.state.branch)
 }
 
 /// A ledger or journal error as the CLI reports it (exit 1).

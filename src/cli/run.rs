@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use issueloop_config::{Config, Env};
-use issueloop_ledger::{Access, SqliteLedger, StateStore, open_state};
+use issueloop_ledger::{Access, SqliteLedger, StateStore};
 
 use super::ledger::state_error;
 use super::output::{EXIT_FAILED, out, outln, print_json};
@@ -60,6 +60,9 @@ async fn open_pipeline(config: Config, env: &Env, dry_run: bool) -> Result<Pipel
             return Err(CliError::failed("preflight", refusal));
         }
     }
+    let forge = issueloop_forge::open_forge(&config, env)
+        .await
+        .map_err(|e| CliError::failed("forge", e.to_string()))?;
     // A dry run reads the ledger but must not create one: with nothing recorded yet, an empty
     // ledger in memory stands in for it.
     let access = if dry_run {
@@ -67,14 +70,12 @@ async fn open_pipeline(config: Config, env: &Env, dry_run: bool) -> Result<Pipel
     } else {
         Access::ReadWrite
     };
-    let store: Arc<dyn StateStore> = match open_state(&config.state, env, access) {
-        Ok(Some(store)) => store,
-        Ok(None) => Arc::new(SqliteLedger::open(":memory:").map_err(state_error)?),
-        Err(e) => return Err(state_error(e)),
-    };
-    let forge = issueloop_forge::open_forge(&config, env)
-        .await
-        .map_err(|e| CliError::failed("forge", e.to_string()))?;
+    let store: Arc<dyn StateStore> =
+        match crate::state::open_store(&config, env, forge.as_ref(), access).await {
+            Ok(Some(store)) => store,
+            Ok(None) => Arc::new(SqliteLedger::open(":memory:").map_err(state_error)?),
+            Err(e) => return Err(state_error(e)),
+        };
     let workspace = issueloop_workspace::Workspace::from_config(&config.git);
     Ok(Pipeline {
         config: Arc::new(config),

@@ -282,6 +282,10 @@ pub struct StateConfig {
     /// The PostgreSQL URL (`backend = "postgres"`); `None`: `ISSUELOOP_DATABASE_URL` gives it.
     /// Shown and serialized with its password replaced.
     pub url: Option<crate::state::DatabaseUrl>,
+    /// The branch holding the log (`backend = "github"`).
+    pub branch: String,
+    /// The repository holding the log (`backend = "github"`); `None`: the first of `repos`.
+    pub repo: Option<RepoName>,
 }
 
 /// Parse a duration written like `45m`, `1h30m`, `90s`, `2h`.

@@ -169,6 +169,8 @@ pub(crate) struct RawState {
     pub path: Option<String>,
     pub backend: Option<String>,
     pub url: Option<String>,
+    pub branch: Option<String>,
+    pub repo: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,4 +1,4 @@
-//! `[state]`: which store holds the ledger and the journal (`sqlite`, `postgres`), and the
+//! `[state]`: which store holds the ledger and the journal (`sqlite`, `postgres`, `github`), and the
 //! database URL, whose password is a secret that no `Display`, `Debug` or JSON ever shows.
 
 use std::fmt;
@@ -19,23 +19,27 @@ pub enum StateBackend {
     Sqlite,
     /// A PostgreSQL database (`[state] url` or `ISSUELOOP_DATABASE_URL`): a fleet of `serve`.
     Postgres,
+    /// An append-only log on a branch of a repository (`[state] repo`, `[state] branch`): for
+    /// GitHub Actions, where nothing but the token lasts between ticks.
+    Github,
 }
 
 impl StateBackend {
     /// Every backend this version accepts, as written in the configuration.
-    pub const ALL: [StateBackend; 2] = [StateBackend::Sqlite, StateBackend::Postgres];
+    pub const ALL: [StateBackend; 3] = [
+        StateBackend::Sqlite,
+        StateBackend::Postgres,
+        StateBackend::Github,
+    ];
 
     /// Backends planned but not in this version, with what to use meanwhile.
-    pub(crate) const PLANNED: [(&'static str, &'static str); 1] = [(
-        "github",
-        "the `github` backend (the ledger on a branch, for Actions) is not available yet; \
-         use `sqlite`, or `postgres` for several machines",
-    )];
+    pub(crate) const PLANNED: [(&'static str, &'static str); 0] = [];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             StateBackend::Sqlite => "sqlite",
             StateBackend::Postgres => "postgres",
+            StateBackend::Github => "github",
         }
     }
 

@@ -1130,7 +1130,7 @@ fn state(raw: RawState, c: &mut Checker<'_>, base_dir: &AbsPath) -> StateConfig 
                         Some(
                             did_you_mean(name, StateBackend::ALL.map(StateBackend::as_str))
                                 .map(|s| format!("did you mean `{s}`?"))
-                                .unwrap_or_else(|| "use `sqlite` or `postgres`".into()),
+                                .unwrap_or_else(|| "use `sqlite`, `postgres` or `github`".into()),
                         ),
                     ),
                 };
@@ -1162,20 +1162,83 @@ fn state(raw: RawState, c: &mut Checker<'_>, base_dir: &AbsPath) -> StateConfig 
             format!("used only by `backend = \"postgres\"`; the `{backend}` backend ignores it"),
         );
     }
-    if backend != StateBackend::Sqlite && raw.path.is_some() {
+    // The github backend keeps this machine's journal and named values in the SQLite file.
+    if !matches!(backend, StateBackend::Sqlite | StateBackend::Github) && raw.path.is_some() {
         c.warn(
             &root.key("path"),
             format!("used only by `backend = \"sqlite\"`; the `{backend}` backend ignores it"),
         );
     }
+    let (branch, repo) = github_state(&raw, backend, c, &root);
     StateConfig {
         backend,
+        branch,
+        repo,
         path: resolve_path(
             base_dir,
             raw.path.as_deref().unwrap_or(".issueloop/state.sqlite"),
         ),
         url,
     }
+}
+
+/// `[state] branch` and `[state] repo` of the `github` backend.
+fn github_state(
+    raw: &RawState,
+    backend: crate::state::StateBackend,
+    c: &mut Checker<'_>,
+    root: &KeyPath,
+) -> (String, Option<RepoName>) {
+    if backend != crate::state::StateBackend::Github {
+        for (key, set) in [
+            ("branch", raw.branch.is_some()),
+            ("repo", raw.repo.is_some()),
+        ] {
+            if set {
+                c.warn(
+                    &root.key(key),
+                    format!(
+                        "used only by `backend = \"github\"`; the `{backend}` backend ignores it"
+                    ),
+                );
+            }
+        }
+    }
+    let branch = raw
+        .branch
+        .clone()
+        .unwrap_or_else(|| "issueloop/state".to_owned());
+    let valid_branch = !branch.is_empty()
+        && !branch.starts_with(['/', '-', '.'])
+        && !branch.ends_with(['/', '.'])
+        && !branch.contains("..")
+        && !branch.contains("//")
+        && !branch.ends_with(".lock")
+        && !branch
+            .chars()
+            .any(|ch| ch.is_whitespace() || ch.is_control() || "~^:?*[\\@{".contains(ch));
+    if !valid_branch {
+        c.error(
+            &root.key("branch"),
+            format!("`{branch}` is not a valid branch name"),
+            Some("write it like `issueloop/state`".into()),
+        );
+    }
+    let repo = raw
+        .repo
+        .as_deref()
+        .and_then(|r| match RepoName::from_str(r) {
+            Ok(name) => Some(name),
+            Err(e) => {
+                c.error(
+                    &root.key("repo"),
+                    e,
+                    Some("write it as `owner/name`".into()),
+                );
+                None
+            }
+        });
+    (branch, repo)
 }
 
 /// The shortest lease: a heartbeat every third of it must stay at least a second apart.

@@ -210,6 +210,29 @@ fn a_database_password_is_never_echoed() {
 }
 
 #[test]
+fn the_github_state_backend_names_its_repository_and_branch() {
+    let config = load_file(&fixtures().join("valid/github_state.toml")).unwrap();
+    assert_eq!(config.state.backend, issueloop_config::StateBackend::Github);
+    assert_eq!(config.state.branch, "issueloop/ledger");
+    assert_eq!(
+        config.state.repo.as_ref().map(|r| r.full()),
+        Some("acme/ops".to_owned())
+    );
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    // The defaults: the first repository, branch `issueloop/state`.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("issueloop.toml");
+    std::fs::write(
+        &file,
+        "repos = [\"acme/api\"]\n[state]\nbackend = \"github\"\n",
+    )
+    .unwrap();
+    let config = load_file(&file).unwrap();
+    assert_eq!(config.state.branch, "issueloop/state");
+    assert_eq!(config.state.repo, None);
+}
+
+#[test]
 fn gate_options_allowed_by_a_policy_file_are_validated_and_listed_as_loosenings() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("issueloop.toml");

@@ -83,6 +83,11 @@ pub fn open_state(
             }
             Ok(Some(Arc::new(SqliteLedger::open(&state.path)?)))
         }
+        // Needs git and the forge's push target: opened by `issueloop_state_github` from the
+        // binary (`issueloop::state::open_store`).
+        StateBackend::Github => Err(LedgerError::Unconfigured {
+            detail: "the `github` backend is opened together with the forge".into(),
+        }),
         StateBackend::Postgres => {
             let url = database_url(state.url.as_ref(), env)
                 .map_err(|detail| LedgerError::Unconfigured { detail })?;

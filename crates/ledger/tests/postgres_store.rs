@@ -115,6 +115,8 @@ fn reading_an_empty_database_creates_nothing() {
         backend: StateBackend::Postgres,
         path: issueloop_config::AbsPath::root(),
         url: None,
+        branch: "issueloop/state".into(),
+        repo: None,
     };
     let env = Env::from_pairs([(issueloop_config::DATABASE_URL_VAR, url_of(&store).expose())]);
     assert!(

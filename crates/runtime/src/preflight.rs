@@ -310,7 +310,10 @@ pub fn preflight(config: &Config, env: &Env) -> Preflight {
 
     forge_checks(config, env, &mut problems);
     let state_problem = match config.state.backend {
-        issueloop_config::StateBackend::Sqlite => state_store_check(&config.state.path),
+        // The github backend keeps this machine's journal in the SQLite file too.
+        issueloop_config::StateBackend::Sqlite | issueloop_config::StateBackend::Github => {
+            state_store_check(&config.state.path)
+        }
         issueloop_config::StateBackend::Postgres => {
             issueloop_config::database_url(config.state.url.as_ref(), env)
                 .err()

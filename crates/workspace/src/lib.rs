@@ -17,6 +17,7 @@ mod lock;
 mod names;
 mod owner;
 mod push;
+mod refcas;
 mod remote;
 mod stale;
 mod workspace;
@@ -29,6 +30,7 @@ pub use facts::{
 };
 pub use names::{branch_name, commit_message, protected_reason, slug};
 pub use push::PushOutcome;
+pub use refcas::{CasOutcome, fetch_branch, push_branch_cas};
 pub use remote::{Credentials, RemoteSpec};
 pub use stale::StaleReport;
 pub use workspace::{BaseRef, CheckpointHook, Identity, Workspace};

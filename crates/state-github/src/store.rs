@@ -1,0 +1,783 @@
+//! [`GithubState`]: the ledger kept as an append-only log on a branch of a repository. Every
+//! change is one commit appending lines to a day file, pushed fast-forward only; the push is the
+//! compare-and-swap. A rejected push means another runner wrote first: fetch, replay, decide
+//! again, retry (bounded, with jittered backoff).
+
+use std::collections::hash_map::RandomState;
+use std::fs::File;
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use git2::{FileMode, Oid, Repository, Signature, Tree};
+use issueloop_ledger::{
+    DayUsage, EntryState, Event, Expired, Journal, JournalEntry, Ledger, LedgerEntry, LedgerError,
+    Reservation, ReserveOutcome, ReserveRequest, RunId, RunSummary, Settlement, SqliteLedger,
+    StateStore, Usd, admit, utc_day,
+};
+use issueloop_workspace::{CasOutcome, RemoteSpec, fetch_branch, push_branch_cas};
+use jiff::civil::Date;
+use jiff::{SignedDuration, Timestamp};
+
+use crate::log::{DayLedger, FORMAT, Line, day_path, parse_day, replay_day};
+
+/// The default branch the log lives on.
+pub const DEFAULT_BRANCH: &str = "issueloop/state";
+/// The file at the branch's root that names the log's format.
+pub const FORMAT_FILE: &str = "issueloop-state.json";
+/// Local ref the remote branch is fetched into.
+const TRACKING_REF: &str = "refs/remotes/state/tip";
+
+/// Where the log lives and how to reach it.
+#[derive(Clone, Debug)]
+pub struct GithubStateOptions {
+    /// The repository (URL and credentials, which libgit2 gets by callback only).
+    pub remote: RemoteSpec,
+    /// The branch holding the log.
+    pub branch: String,
+    /// The local clone of the branch (under issueloop's `[git] cache_dir`).
+    pub clone_dir: PathBuf,
+    /// The local SQLite file holding this machine's full journal and named values.
+    pub local_path: PathBuf,
+    /// Limit of every fetch and push.
+    pub network_timeout: Duration,
+    /// How many times a write is tried before giving up on contention.
+    pub max_attempts: u32,
+}
+
+impl GithubStateOptions {
+    pub fn new(remote: RemoteSpec, clone_dir: PathBuf, local_path: PathBuf) -> Self {
+        Self {
+            remote,
+            branch: DEFAULT_BRANCH.to_owned(),
+            clone_dir,
+            local_path,
+            network_timeout: Duration::from_secs(60),
+            max_attempts: 12,
+        }
+    }
+}
+
+/// Network operations made so far (for benchmarks and tests).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TransferStats {
+    pub fetches: u64,
+    pub pushes: u64,
+    /// Pushes the remote refused because another writer moved the branch first.
+    pub rejected: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    fetches: AtomicU64,
+    pushes: AtomicU64,
+    rejected: AtomicU64,
+}
+
+struct Inner {
+    repo: Repository,
+    /// The remote branch's tip as last read or written; `None`: the branch does not exist.
+    tip: Option<Oid>,
+    fetched: bool,
+}
+
+/// The `github` state store. The ledger is on the branch; the journal's events and the named
+/// values stay in a local SQLite file, and a summary of every finished run is added to the log.
+pub struct GithubState {
+    opts: GithubStateOptions,
+    inner: Mutex<Inner>,
+    local: SqliteLedger,
+    counters: Counters,
+    host: Option<String>,
+}
+
+impl std::fmt::Debug for GithubState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GithubState")
+            .field("location", &self.location_text())
+            .finish()
+    }
+}
+
+/// What a transaction decided on one snapshot of the log.
+enum Step<T> {
+    /// Nothing to write.
+    Done(T),
+    /// Append `(path, text)` to files and push; `T` once the push is accepted.
+    Write {
+        appends: Vec<(String, String)>,
+        message: String,
+        value: T,
+    },
+}
+
+/// The log at one commit.
+struct Snapshot<'r> {
+    repo: &'r Repository,
+    tree: Option<Tree<'r>>,
+}
+
+impl Snapshot<'_> {
+    fn text(&self, path: &str) -> Result<Option<String>, String> {
+        let Some(tree) = &self.tree else {
+            return Ok(None);
+        };
+        let Ok(entry) = tree.get_path(Path::new(path)) else {
+            return Ok(None);
+        };
+        let blob = self
+            .repo
+            .find_blob(entry.id())
+            .map_err(|e| format!("`{path}`: {e}"))?;
+        String::from_utf8(blob.content().to_vec())
+            .map(Some)
+            .map_err(|_| format!("`{path}` is not UTF-8"))
+    }
+
+    fn day(&self, day: Date) -> Result<DayLedger, String> {
+        let path = day_path(day);
+        let lines = match self.text(&path)? {
+            Some(text) => parse_day(&text).map_err(|e| format!("`{path}` {e}"))?,
+            None => Vec::new(),
+        };
+        Ok(replay_day(day, &lines))
+    }
+
+    /// Every day with a file, newest first.
+    fn days(&self) -> Vec<Date> {
+        let Some(tree) = &self.tree else {
+            return Vec::new();
+        };
+        let Ok(dir) = tree.get_path(Path::new("ledger")) else {
+            return Vec::new();
+        };
+        let Ok(dir) = self.repo.find_tree(dir.id()) else {
+            return Vec::new();
+        };
+        let mut days: Vec<Date> = dir
+            .iter()
+            .filter_map(|e| e.name().ok()?.strip_suffix(".jsonl")?.parse().ok())
+            .collect();
+        days.sort_unstable_by(|a, b| b.cmp(a));
+        days
+    }
+
+    /// The day a run reserved on and its replayed day: the day in the run id's time stamp
+    /// first, then every day, newest first.
+    fn find_run(&self, run: &RunId) -> Result<Option<(Date, DayLedger)>, String> {
+        let hinted = run
+            .as_str()
+            .get(..8)
+            .and_then(|d| jiff::civil::Date::strptime("%Y%m%d", d).ok());
+        let mut days = self.days();
+        if let Some(h) = hinted {
+            days.retain(|d| *d != h);
+            days.insert(0, h);
+        }
+        for day in days {
+            let ledger = self.day(day)?;
+            if ledger.entries.contains_key(run) {
+                return Ok(Some((day, ledger)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl GithubState {
+    /// Open the store: the local clone (created if missing), the local journal file, and a first
+    /// fetch of the branch. The branch itself is created by the first write (an orphan commit).
+    pub fn open(opts: GithubStateOptions) -> Result<GithubState, LedgerError> {
+        let location = location(&opts);
+        let storage = |op: &'static str| {
+            let location = location.clone();
+            move |e: git2::Error| LedgerError::Storage {
+                path: PathBuf::from(location),
+                op,
+                source: Box::new(e),
+            }
+        };
+        issueloop_workspace::hermetic::init().map_err(|e| LedgerError::Storage {
+            path: PathBuf::from(&location),
+            op: "set up git",
+            source: Box::new(e),
+        })?;
+        std::fs::create_dir_all(&opts.clone_dir).map_err(|source| LedgerError::CreateDir {
+            path: opts.clone_dir.clone(),
+            source,
+        })?;
+        let repo = match Repository::open_bare(&opts.clone_dir) {
+            Ok(r) => r,
+            Err(_) => Repository::init_bare(&opts.clone_dir)
+                .map_err(storage("create the local clone of the state branch"))?,
+        };
+        let local = SqliteLedger::open(&opts.local_path)?;
+        let store = GithubState {
+            opts,
+            inner: Mutex::new(Inner {
+                repo,
+                tip: None,
+                fetched: false,
+            }),
+            local,
+            counters: Counters::default(),
+            host: issueloop_ledger::ProcessOwner::current().map(|o| o.host),
+        };
+        {
+            let _lock = store.process_lock()?;
+            let mut inner = store.lock();
+            store.fetch(&mut inner)?;
+        }
+        Ok(store)
+    }
+
+    /// Fetches and pushes made so far.
+    pub fn stats(&self) -> TransferStats {
+        TransferStats {
+            fetches: self.counters.fetches.load(Ordering::Relaxed),
+            pushes: self.counters.pushes.load(Ordering::Relaxed),
+            rejected: self.counters.rejected.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The raw lines of `day` as the branch holds them now (fetched first).
+    pub fn day_lines(&self, day: Date) -> Result<Vec<Line>, LedgerError> {
+        self.read(|snap| {
+            let path = day_path(day);
+            match snap.text(&path)? {
+                Some(text) => parse_day(&text).map_err(|e| format!("`{path}` {e}")),
+                None => Ok(Vec::new()),
+            }
+        })
+    }
+
+    fn location_text(&self) -> String {
+        location(&self.opts)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Processes sharing the cache directory take turns on the local clone.
+    fn process_lock(&self) -> Result<File, LedgerError> {
+        let path = self.opts.clone_dir.with_extension("lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| LedgerError::CreateDir {
+                path: path.clone(),
+                source,
+            })?;
+        file.lock()
+            .map_err(|e| self.storage("lock the local clone", e))?;
+        Ok(file)
+    }
+
+    fn storage(
+        &self,
+        op: &'static str,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> LedgerError {
+        LedgerError::Storage {
+            path: PathBuf::from(self.location_text()),
+            op,
+            source: Box::new(e),
+        }
+    }
+
+    fn bad_log(&self, detail: String) -> LedgerError {
+        LedgerError::BadRow {
+            path: PathBuf::from(self.location_text()),
+            detail,
+        }
+    }
+
+    fn fetch(&self, inner: &mut Inner) -> Result<(), LedgerError> {
+        self.counters.fetches.fetch_add(1, Ordering::Relaxed);
+        let tip = fetch_branch(
+            &inner.repo,
+            &self.opts.remote,
+            &self.opts.branch,
+            TRACKING_REF,
+            self.opts.network_timeout,
+        )
+        .map_err(|e| self.storage("fetch the state branch", e))?;
+        inner.tip = tip;
+        inner.fetched = true;
+        Ok(())
+    }
+
+    fn snapshot<'r>(&self, inner: &'r Inner) -> Result<Snapshot<'r>, LedgerError> {
+        let tree = match inner.tip {
+            None => None,
+            Some(tip) => Some(
+                inner
+                    .repo
+                    .find_commit(tip)
+                    .and_then(|c| c.tree())
+                    .map_err(|e| self.storage("read the state branch", e))?,
+            ),
+        };
+        let snap = Snapshot {
+            repo: &inner.repo,
+            tree,
+        };
+        if let Some(text) = snap.text(FORMAT_FILE).map_err(|e| self.bad_log(e))? {
+            let found = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("format")?.as_u64())
+                .unwrap_or(u64::MAX);
+            if found > u64::from(FORMAT) {
+                return Err(LedgerError::NewerSchema {
+                    path: PathBuf::from(self.location_text()),
+                    found: i64::try_from(found).unwrap_or(i64::MAX),
+                    supported: i64::from(FORMAT),
+                });
+            }
+        }
+        Ok(snap)
+    }
+
+    /// Read the log as the remote holds it now.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Snapshot<'_>) -> Result<T, String>,
+    ) -> Result<T, LedgerError> {
+        let _lock = self.process_lock()?;
+        let mut inner = self.lock();
+        self.fetch(&mut inner)?;
+        let snap = self.snapshot(&inner)?;
+        f(&snap).map_err(|e| self.bad_log(e))
+    }
+
+    /// Decide on the newest log and write what was decided, compare-and-swap. A decision that
+    /// writes nothing is only returned when made on a freshly fetched log.
+    fn transact<T>(
+        &self,
+        mut decide: impl FnMut(&Snapshot<'_>) -> Result<Step<T>, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        let _lock = self.process_lock()?;
+        let mut inner = self.lock();
+        let mut fresh = false;
+        if !inner.fetched {
+            self.fetch(&mut inner)?;
+            fresh = true;
+        }
+        let mut rejections = 0;
+        for _ in 0..self.opts.max_attempts.max(1) * 2 {
+            let step = {
+                let snap = self.snapshot(&inner)?;
+                decide(&snap)?
+            };
+            match step {
+                Step::Done(value) if fresh => return Ok(value),
+                Step::Done(_) => {
+                    self.fetch(&mut inner)?;
+                    fresh = true;
+                }
+                Step::Write {
+                    appends,
+                    message,
+                    value,
+                } => {
+                    let commit = self.commit(&inner, &appends, &message)?;
+                    self.counters.pushes.fetch_add(1, Ordering::Relaxed);
+                    let outcome = push_branch_cas(
+                        &inner.repo,
+                        &self.opts.remote,
+                        &self.opts.branch,
+                        commit,
+                        inner.tip,
+                        self.opts.network_timeout,
+                    )
+                    .map_err(|e| self.storage("push to the state branch", e))?;
+                    match outcome {
+                        CasOutcome::Updated => {
+                            inner.tip = Some(commit);
+                            return Ok(value);
+                        }
+                        CasOutcome::Rejected { reason } => {
+                            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                            rejections += 1;
+                            tracing::debug!(reason, "another runner wrote the state first");
+                            if rejections >= self.opts.max_attempts {
+                                break;
+                            }
+                            std::thread::sleep(backoff(rejections));
+                            self.fetch(&mut inner)?;
+                            fresh = true;
+                        }
+                    }
+                }
+            }
+        }
+        Err(LedgerError::Busy {
+            path: PathBuf::from(self.location_text()),
+            op: "write to the state branch (other runners kept writing first)",
+            timeout: self.opts.network_timeout,
+        })
+    }
+
+    /// A commit on the current tip (or an orphan when the branch is new) appending `appends`.
+    fn commit(
+        &self,
+        inner: &Inner,
+        appends: &[(String, String)],
+        message: &str,
+    ) -> Result<Oid, LedgerError> {
+        let repo = &inner.repo;
+        let err = |e: git2::Error| self.storage("write a commit of the state branch", e);
+        let snap = self.snapshot(inner)?;
+        // path → new text
+        let mut files: Vec<(String, String)> = Vec::new();
+        for (path, text) in appends {
+            if let Some((_, existing)) = files.iter_mut().find(|(p, _)| p == path) {
+                existing.push_str(text);
+                continue;
+            }
+            let mut content = snap
+                .text(path)
+                .map_err(|e| self.bad_log(e))?
+                .unwrap_or_default();
+            if !content.is_empty() && !content.ends_with('\n') {
+                content.push('\n');
+            }
+            content.push_str(text);
+            files.push((path.clone(), content));
+        }
+        let mut root = repo.treebuilder(snap.tree.as_ref()).map_err(err)?;
+        if snap
+            .tree
+            .as_ref()
+            .and_then(|t| t.get_name(FORMAT_FILE))
+            .is_none()
+        {
+            let marker = format!("{{\"format\": {FORMAT}}}\n");
+            let blob = repo.blob(marker.as_bytes()).map_err(err)?;
+            root.insert(FORMAT_FILE, blob, FileMode::Blob.into())
+                .map_err(err)?;
+        }
+        // Group by directory (`ledger/`, `journal/`): one level deep.
+        let mut dirs: Vec<&str> = files
+            .iter()
+            .filter_map(|(p, _)| p.split_once('/').map(|(d, _)| d))
+            .collect();
+        dirs.sort_unstable();
+        dirs.dedup();
+        for dir in dirs {
+            let existing = snap
+                .tree
+                .as_ref()
+                .and_then(|t| t.get_name(dir))
+                .and_then(|e| repo.find_tree(e.id()).ok());
+            let mut sub = repo.treebuilder(existing.as_ref()).map_err(err)?;
+            for (path, content) in &files {
+                if let Some((d, name)) = path.split_once('/')
+                    && d == dir
+                {
+                    let blob = repo.blob(content.as_bytes()).map_err(err)?;
+                    sub.insert(name, blob, FileMode::Blob.into()).map_err(err)?;
+                }
+            }
+            let sub = sub.write().map_err(err)?;
+            root.insert(dir, sub, FileMode::Tree.into()).map_err(err)?;
+        }
+        let tree = repo.find_tree(root.write().map_err(err)?).map_err(err)?;
+        let sig = Signature::now("issueloop", "issueloop@users.noreply.github.com").map_err(err)?;
+        let parent = match inner.tip {
+            Some(tip) => Some(repo.find_commit(tip).map_err(err)?),
+            None => None,
+        };
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        repo.commit(None, &sig, &sig, message, &tree, &parents)
+            .map_err(err)
+    }
+}
+
+fn location(opts: &GithubStateOptions) -> String {
+    format!("branch `{}` of `{}`", opts.branch, opts.remote.url)
+}
+
+/// 50 ms doubled per rejection, at most 2 s, times a random factor in [0.5, 1.5): writers that
+/// collided do not collide again in step.
+fn backoff(rejections: u32) -> Duration {
+    let base = 50u64.saturating_mul(1 << rejections.min(6)).min(2_000);
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_u32(rejections);
+    let jitter = hasher.finish() % 1000; // 0..1000 → factor 0.5..1.5
+    Duration::from_millis(base * (500 + jitter) / 1000)
+}
+
+fn to_millis(t: Timestamp) -> Timestamp {
+    Timestamp::from_millisecond(t.as_millisecond()).unwrap_or(t)
+}
+
+fn after(t: Timestamp, d: Duration) -> Timestamp {
+    SignedDuration::try_from(d)
+        .ok()
+        .and_then(|d| t.checked_add(d).ok())
+        .map(to_millis)
+        .unwrap_or(Timestamp::MAX)
+}
+
+impl Ledger for GithubState {
+    fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome, LedgerError> {
+        if !req.amount.is_positive() {
+            return Err(LedgerError::InvalidAmount {
+                run_id: req.run_id.clone(),
+                op: "reserve",
+                amount: req.amount,
+                why: "a reservation must be positive",
+            });
+        }
+        let now = to_millis(req.now);
+        let day = utc_day(now);
+        let expires_at = after(now, req.wall_clock.saturating_add(req.grace));
+        self.transact(|snap| {
+            let ledger = snap.day(day).map_err(|e| self.bad_log(e))?;
+            if ledger.entries.contains_key(&req.run_id) {
+                return Err(LedgerError::DuplicateRun {
+                    run_id: req.run_id.clone(),
+                });
+            }
+            let usage = ledger.usage(day);
+            if let Some(reason) = admit(&usage, req) {
+                return Ok(Step::Done(ReserveOutcome::Refused { reason, usage }));
+            }
+            let line = Line::Reserve {
+                run: req.run_id.clone(),
+                repo: req.repo.clone(),
+                issue: req.issue,
+                amount_micros: req.amount.micros(),
+                cap_micros: req.cap.micros(),
+                max_runs: req.max_runs,
+                at: now,
+                expires_at,
+                host: self.host.clone(),
+            };
+            Ok(Step::Write {
+                appends: vec![(day_path(day), line.render())],
+                message: format!(
+                    "reserve {} for {}#{} ({})",
+                    req.amount, req.repo, req.issue, req.run_id
+                ),
+                value: ReserveOutcome::Reserved(Reservation {
+                    run_id: req.run_id.clone(),
+                    repo: req.repo.clone(),
+                    issue: req.issue,
+                    day,
+                    amount: req.amount,
+                    reserved_at: now,
+                    expires_at,
+                }),
+            })
+        })
+    }
+
+    fn settle(
+        &self,
+        run_id: &RunId,
+        actual: Usd,
+        now: Timestamp,
+    ) -> Result<Settlement, LedgerError> {
+        if actual < Usd::ZERO {
+            return Err(LedgerError::InvalidAmount {
+                run_id: run_id.clone(),
+                op: "settle",
+                amount: actual,
+                why: "a cost cannot be negative",
+            });
+        }
+        let now = to_millis(now);
+        self.transact(|snap| {
+            let (day, ledger) = snap
+                .find_run(run_id)
+                .map_err(|e| self.bad_log(e))?
+                .ok_or_else(|| LedgerError::UnknownRun {
+                    run_id: run_id.clone(),
+                })?;
+            let entry = &ledger.entries[run_id];
+            let was_expired = match entry.state {
+                EntryState::Reserved => false,
+                EntryState::Expired => true,
+                state @ (EntryState::Settled | EntryState::Released) => {
+                    return Err(LedgerError::WrongState {
+                        run_id: run_id.clone(),
+                        op: "settle",
+                        state,
+                    });
+                }
+            };
+            let line = Line::Settle {
+                run: run_id.clone(),
+                cost_micros: actual.micros(),
+                at: now,
+            };
+            Ok(Step::Write {
+                appends: vec![(day_path(day), line.render())],
+                message: format!("settle {} at {actual}", run_id),
+                value: Settlement {
+                    run_id: run_id.clone(),
+                    day,
+                    reserved: entry.reserved,
+                    cost: actual,
+                    overspent: actual > entry.reserved,
+                    was_expired,
+                },
+            })
+        })
+    }
+
+    fn release(&self, run_id: &RunId, now: Timestamp) -> Result<(), LedgerError> {
+        let now = to_millis(now);
+        self.transact(|snap| {
+            let (day, ledger) = snap
+                .find_run(run_id)
+                .map_err(|e| self.bad_log(e))?
+                .ok_or_else(|| LedgerError::UnknownRun {
+                    run_id: run_id.clone(),
+                })?;
+            let state = ledger.entries[run_id].state;
+            if state != EntryState::Reserved {
+                return Err(LedgerError::WrongState {
+                    run_id: run_id.clone(),
+                    op: "release",
+                    state,
+                });
+            }
+            let line = Line::Release {
+                run: run_id.clone(),
+                at: now,
+            };
+            Ok(Step::Write {
+                appends: vec![(day_path(day), line.render())],
+                message: format!("release {run_id}"),
+                value: (),
+            })
+        })
+    }
+
+    fn expire(&self, now: Timestamp) -> Result<Vec<Expired>, LedgerError> {
+        let now = to_millis(now);
+        self.transact(|snap| {
+            let mut appends = Vec::new();
+            let mut expired = Vec::new();
+            for day in snap.days() {
+                let ledger = snap.day(day).map_err(|e| self.bad_log(e))?;
+                for e in ledger.sorted() {
+                    if e.state == EntryState::Reserved && e.expires_at <= now {
+                        let line = Line::Expire {
+                            run: e.run_id.clone(),
+                            at: now,
+                        };
+                        appends.push((day_path(day), line.render()));
+                        expired.push(Expired {
+                            run_id: e.run_id,
+                            repo: e.repo,
+                            issue: e.issue,
+                            day,
+                            amount: e.reserved,
+                            reserved_at: e.reserved_at,
+                            expires_at: e.expires_at,
+                        });
+                    }
+                }
+            }
+            if expired.is_empty() {
+                return Ok(Step::Done(expired));
+            }
+            Ok(Step::Write {
+                appends,
+                message: format!("expire {} unsettled reservation(s)", expired.len()),
+                value: expired,
+            })
+        })
+    }
+
+    fn day_usage(&self, day: Date) -> Result<DayUsage, LedgerError> {
+        self.read(|snap| Ok(snap.day(day)?.usage(day)))
+    }
+
+    fn entries(&self, day: Date) -> Result<Vec<LedgerEntry>, LedgerError> {
+        self.read(|snap| Ok(snap.day(day)?.sorted()))
+    }
+
+    fn entry(&self, run_id: &RunId) -> Result<Option<LedgerEntry>, LedgerError> {
+        self.read(|snap| {
+            Ok(snap
+                .find_run(run_id)?
+                .and_then(|(_, mut l)| l.entries.remove(run_id)))
+        })
+    }
+}
+
+impl Journal for GithubState {
+    /// Every event goes to the local journal; a finished run's summary (its event types, status
+    /// and reason) is also appended to `journal/<day>.jsonl` on the branch, one push per run.
+    fn append(&self, run_id: &RunId, at: Timestamp, event: &Event) -> Result<u64, LedgerError> {
+        let seq = self.local.append(run_id, at, event)?;
+        if let Event::RunFinished { status, reason } = event {
+            let events = self.local.events(run_id)?;
+            let summary = serde_json::json!({
+                "run": run_id,
+                "finished_at": to_millis(at),
+                "status": status,
+                "reason": reason,
+                "events": events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+            });
+            let line = format!("{summary}\n");
+            let path = format!("journal/{}.jsonl", utc_day(at));
+            self.transact(|_| {
+                Ok(Step::Write {
+                    appends: vec![(path.clone(), line.clone())],
+                    message: format!("journal: {run_id} {status}"),
+                    value: (),
+                })
+            })?;
+        }
+        Ok(seq)
+    }
+
+    fn events(&self, run_id: &RunId) -> Result<Vec<JournalEntry>, LedgerError> {
+        self.local.events(run_id)
+    }
+
+    fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, LedgerError> {
+        let mut runs = self.local.runs(limit)?;
+        // One fetch for all of them.
+        self.read(|snap| {
+            for run in &mut runs {
+                run.ledger = snap
+                    .find_run(&run.run_id)?
+                    .and_then(|(_, mut l)| l.entries.remove(&run.run_id));
+            }
+            Ok(())
+        })?;
+        Ok(runs)
+    }
+}
+
+impl StateStore for GithubState {
+    fn get_value(&self, key: &str) -> Result<Option<String>, LedgerError> {
+        self.local.get_value(key)
+    }
+
+    fn set_value(&self, key: &str, value: &str) -> Result<(), LedgerError> {
+        self.local.set_value(key, value)
+    }
+
+    fn location(&self) -> String {
+        self.location_text()
+    }
+
+    /// Reservations on the branch record no process: the clock alone expires them.
+    fn expire_dead(&self, _now: Timestamp) -> Result<Vec<Expired>, LedgerError> {
+        Ok(Vec::new())
+    }
+}

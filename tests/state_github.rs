@@ -1,0 +1,90 @@
+//! The daily cap holds across machines with `[state] backend = "github"`: two `run --once`
+//! processes, each in a folder of its own (its own cache and local state file, as two Actions
+//! jobs with no cache would be), against one fake GitHub whose repository is a real bare git
+//! repository. The ledger lives on its `issueloop/state` branch, and replaying that branch is
+//! all the second runner knows of the first one's spend.
+
+mod support;
+
+use issueloop::ledger::Usd;
+use support::github::GithubWorld;
+use support::state_github::{
+    replayed_today, run_once_in, runner_folder, settled, spent, use_github_state,
+};
+use support::{Knobs, MAINTAINER, run_of};
+
+#[test]
+fn two_runners_on_two_folders_share_one_daily_cap() {
+    let g = GithubWorld::new(Knobs {
+        daily_cap: 1.0,
+        run_cost: 0.5,
+        // A slot for every issue: only the cap decides which run.
+        max_concurrent_runs: 4,
+        ..Knobs::default()
+    });
+    use_github_state(&g);
+    let issues: Vec<u64> = (1..=4)
+        .map(|i| {
+            g.approved_issue(
+                &format!("Feature {i}"),
+                "scenario: good\ncost: 0.50\n",
+                MAINTAINER,
+            )
+        })
+        .collect();
+    let a = runner_folder(&g, "runner-a");
+    let b = runner_folder(&g, "runner-b");
+
+    let (code_a, report_a, out_a) = run_once_in(&g, &a);
+    assert_eq!(code_a, Some(0), "{out_a}");
+    let (code_b, report_b, out_b) = run_once_in(&g, &b);
+    assert_eq!(code_b, Some(0), "{out_b}");
+
+    // Exactly two runs happened, between both runners.
+    assert_eq!(g.world.agent_calls().len(), 2, "{out_a}\n{out_b}");
+    let mut ran = Vec::new();
+    for &n in &issues {
+        let statuses = [&report_a, &report_b].map(|r| {
+            run_of(r, n)["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        });
+        if statuses.iter().any(|s| s == "pr_opened") {
+            ran.push(n);
+            continue;
+        }
+        // Every other issue was skipped for the cap by both runners.
+        for report in [&report_a, &report_b] {
+            let run = run_of(report, n);
+            assert_eq!(run["status"], "skipped", "{report:#}");
+            assert_eq!(run["reason"], "daily_cap_reached", "{report:#}");
+        }
+    }
+    assert_eq!(ran.len(), 2, "{report_a:#}\n{report_b:#}");
+    assert_eq!(g.fake.pulls(support::REPO).len(), 2);
+
+    // The second runner had no local record of the first one's spend: its folder's state file
+    // holds no ledger. What it knew came from the branch, which any machine replays alike.
+    let ledger = replayed_today(&g.world.remote);
+    assert_eq!(spent(&ledger), Usd::from_dollars(1.0), "{ledger:#?}");
+    assert_eq!(ledger.usage(ledger.sorted()[0].day).reserved, Usd::ZERO);
+    let settled = settled(&ledger);
+    assert_eq!(settled.len(), 2, "{ledger:#?}");
+    assert!(
+        settled
+            .iter()
+            .all(|e| e.cost == Some(Usd::from_dollars(0.5)))
+    );
+    assert!(ledger.skipped.is_empty(), "{:?}", ledger.skipped);
+    assert_eq!(report_b["ledger"]["spent_usd"], 1.0, "{report_b:#}");
+    // The runners' own folders were used: each has its clone of the state branch.
+    for folder in [&a, &b] {
+        assert!(
+            folder.join("cache/state/acme/app.git").is_dir(),
+            "{}",
+            folder.display()
+        );
+    }
+    g.fake.assert_no_unexpected();
+}
