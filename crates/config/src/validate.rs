@@ -1176,6 +1176,7 @@ fn state(raw: RawState, c: &mut Checker<'_>, base_dir: &AbsPath) -> StateConfig 
         ),
         url,
     }
+}
 
 /// The shortest lease: a heartbeat every third of it must stay at least a second apart.
 pub const MIN_LEASE_TTL: Duration = Duration::from_secs(3);
@@ -1188,7 +1189,9 @@ fn lease_ttl(value: Option<&str>, root: &KeyPath, c: &mut Checker<'_>) -> Durati
         c.error(
             &path,
             format!(
-                "a lease of {ttl:?} is too short: it is renewed every third of it, and must last at least {MIN_LEASE_TTL:?}"
+                "a lease of {} is too short: it is renewed every third of it, and must last at least {}",
+                crate::human::human_duration(ttl),
+                crate::human::human_duration(MIN_LEASE_TTL)
             ),
             Some("the default `\"3m\"` suits every forge; use a few seconds only in tests".into()),
         );
