@@ -4,11 +4,11 @@
 use super::output::{out, outln};
 use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use issueloop_config::{CREDENTIAL_VARS, Config, EffectivePolicy, Env, RepoName};
+use issueloop_config::{Config, EffectivePolicy, Env, RepoName};
 use issueloop_gates::{
     GateCheck, GateError, GateReport, GateStatus, LeftoverCheck, RepoFacts, RunOptions, check,
     plan, prepare, run_gates, select,
@@ -207,9 +207,8 @@ fn checked_paths(worktree: &Path, paths: &[PathBuf]) -> Result<Vec<PathBuf>, Cli
 /// Every file git knows in the checkout: tracked ones that still exist, and untracked ones that
 /// are not ignored.
 async fn known_files(worktree: &Path, env: &Env) -> Result<Vec<PathBuf>, CliError> {
-    let mut cmd = tokio::process::Command::new("git");
-    cmd.arg("-C")
-        .arg(worktree)
+    let timeout = Duration::from_secs(60);
+    let launch = issueloop_process::git(worktree, env.get("PATH"))
         .args([
             "ls-files",
             "-z",
@@ -217,26 +216,29 @@ async fn known_files(worktree: &Path, env: &Env) -> Result<Vec<PathBuf>, CliErro
             "--others",
             "--exclude-standard",
         ])
-        .env_clear()
-        .envs(env.iter().filter(|(k, _)| !CREDENTIAL_VARS.contains(k)))
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    let timeout = Duration::from_secs(60);
-    let output = match tokio::time::timeout(timeout, cmd.output()).await {
-        Err(_) => {
+        .timeout(timeout);
+    let output = match launch.output().await {
+        Err(e) => return Err(CliError::failed("git", format!("cannot run `git`: {e}"))),
+        Ok(o) if o.timed_out => {
             return Err(CliError::failed(
                 "git",
                 "`git ls-files` took longer than 60s; pass the paths with `--changed`",
             ));
         }
-        Ok(Err(e)) => return Err(CliError::failed("git", format!("cannot run `git`: {e}"))),
-        Ok(Ok(o)) => o,
+        Ok(o) => o,
     };
-    if !output.status.success() {
+    if !output.success() {
         return Err(CliError::usage(format!(
             "cannot list the files of `{}` with git ({}); pass the changed paths with `--changed`",
             worktree.display(),
-            String::from_utf8_lossy(&output.stderr).trim()
+            output.stderr.trim()
+        )));
+    }
+    if !output.stdout_complete() {
+        return Err(CliError::usage(format!(
+            "`git ls-files` in `{}` printed more than {} bytes; pass the changed paths with `--changed`",
+            worktree.display(),
+            output.stdout.len()
         )));
     }
     let mut files: Vec<PathBuf> = output

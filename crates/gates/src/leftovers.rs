@@ -9,26 +9,9 @@
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use issueloop_config::{CREDENTIAL_VARS, Env};
-
-/// Configuration given on the command line, which wins over every file git reads.
-const CONTAINED_GIT_CONFIG: &[&str] = &[
-    // A configured fsmonitor is a program git runs on every status.
-    "core.fsmonitor=false",
-    // Hooks (`post-index-change`, …) are programs; this directory holds none.
-    "core.hooksPath=/dev/null",
-    // The untracked cache is state in the index the agent can write.
-    "core.untrackedCache=false",
-    // Attributes come from the worktree's files only, never a file named by configuration.
-    "core.attributesFile=/dev/null",
-    // Submodules are not entered (their configuration is the agent's).
-    "submodule.recurse=false",
-    // No transport at all: a partial clone would otherwise fetch missing objects.
-    "protocol.allow=never",
-];
+use issueloop_config::Env;
 
 /// Where git finds a worktree's repository, from issueloop's records.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,30 +48,19 @@ pub(crate) fn recorded_location(worktree: &Path) -> Option<GitLocation> {
     })
 }
 
-/// `git` in `worktree`, contained: see the module documentation.
-pub(crate) fn contained_git(worktree: &Path, env: &Env) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new("git");
-    cmd.env_clear().envs(
-        env.iter()
-            .filter(|(k, _)| !CREDENTIAL_VARS.contains(k) && !k.starts_with("GIT_")),
-    );
-    cmd.env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_ATTR_NOSYSTEM", "1")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_NO_LAZY_FETCH", "1")
+/// `git` in `worktree`, contained: see the module documentation. The environment and the
+/// `-c` switches are the process crate's hermetic git ([`issueloop_process::git`]).
+pub(crate) fn contained_git(worktree: &Path, env: &Env) -> issueloop_process::Launch {
+    let mut launch = issueloop_process::git(worktree, env.get("PATH"))
         // Looking must not write: no index refresh, no lock files.
-        .env("GIT_OPTIONAL_LOCKS", "0");
+        .var("GIT_OPTIONAL_LOCKS", "0");
     if let Some(location) = recorded_location(worktree) {
-        cmd.env("GIT_DIR", &location.git_dir)
-            .env("GIT_COMMON_DIR", &location.common_dir)
-            .env("GIT_WORK_TREE", &location.work_tree);
+        launch = launch
+            .var("GIT_DIR", location.git_dir.to_string_lossy())
+            .var("GIT_COMMON_DIR", location.common_dir.to_string_lossy())
+            .var("GIT_WORK_TREE", location.work_tree.to_string_lossy());
     }
-    for setting in CONTAINED_GIT_CONFIG {
-        cmd.arg("-c").arg(setting);
-    }
-    cmd.arg("-C").arg(worktree);
-    cmd
+    launch
 }
 
 /// Dirty files larger than this are fingerprinted by size and modification time only.
@@ -163,31 +135,37 @@ pub(crate) async fn snapshot(
     env: &Env,
     timeout: Duration,
 ) -> Result<Snapshot, String> {
-    let mut cmd = contained_git(worktree, env);
     // Do not refresh the index while looking: the check must not write anything itself.
-    cmd.args([
-        "--no-optional-locks",
-        "status",
-        "--porcelain=v1",
-        "-z",
-        "--untracked-files=all",
-        "--ignore-submodules=dirty",
-    ])
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .kill_on_drop(true);
-    let output = match tokio::time::timeout(timeout, cmd.output()).await {
-        Err(_) => return Err(format!("`git status` took longer than {timeout:?}")),
-        Ok(Err(e)) => return Err(format!("cannot run `git status`: {e}")),
-        Ok(Ok(o)) => o,
+    let launch = contained_git(worktree, env)
+        .args([
+            "--no-optional-locks",
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            "--ignore-submodules=dirty",
+        ])
+        .timeout(timeout);
+    let output = match launch.output().await {
+        Err(e) => return Err(format!("cannot run `git status`: {e}")),
+        Ok(o) if o.timed_out => return Err(format!("`git status` took longer than {timeout:?}")),
+        Ok(o) => o,
     };
-    if !output.status.success() {
+    if !output.success() {
         return Err(format!(
             "`git status` in `{}` failed ({}): {}",
             worktree.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
+            output
+                .code()
+                .map_or_else(|| "killed".to_owned(), |c| format!("exit status: {c}")),
+            output.stderr.trim()
+        ));
+    }
+    if !output.stdout_complete() {
+        return Err(format!(
+            "`git status` in `{}` printed more than {} bytes",
+            worktree.display(),
+            output.stdout.len()
         ));
     }
     Ok(Snapshot::parse(&output.stdout, |p| {

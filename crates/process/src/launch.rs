@@ -21,6 +21,9 @@ use crate::sandbox::{Prepared, Sandbox, SandboxError};
 /// Default bytes of output kept (half head, half tail).
 pub const DEFAULT_OUTPUT_LIMIT: usize = 64 << 10;
 
+/// Default bytes of stdout kept whole by [`Launch::output`]; more is read and dropped.
+pub const DEFAULT_STDOUT_LIMIT: usize = 64 << 20;
+
 /// How a child is started: argv, working directory, an environment built by the caller from an
 /// allowlist (nothing is inherited), stdin, limits and an optional sandbox.
 #[derive(Clone, Debug)]
@@ -33,6 +36,7 @@ pub struct Launch {
     timeout: Option<Duration>,
     kill_grace: Duration,
     output_limit: usize,
+    stdout_limit: usize,
     sandbox: Option<Sandbox>,
 }
 
@@ -67,6 +71,7 @@ impl Launch {
             timeout: None,
             kill_grace: Duration::from_secs(5),
             output_limit: DEFAULT_OUTPUT_LIMIT,
+            stdout_limit: DEFAULT_STDOUT_LIMIT,
             sandbox: None,
         }
     }
@@ -120,6 +125,13 @@ impl Launch {
     /// Bytes of output kept (head and tail).
     pub fn output_limit(mut self, bytes: usize) -> Self {
         self.output_limit = bytes.max(2);
+        self
+    }
+
+    /// Bytes of stdout [`Launch::output`] keeps whole; past them [`Output::stdout_complete`] is
+    /// false.
+    pub fn stdout_limit(mut self, bytes: usize) -> Self {
+        self.stdout_limit = bytes;
         self
     }
 
@@ -253,31 +265,8 @@ impl Launch {
             stdin_task,
             reaped: false,
         };
-        let far = Duration::from_secs(30 * 365 * 24 * 3600);
-        let mut timed_out = false;
-        let waited = match tokio::time::timeout(timeout.unwrap_or(far), running.wait()).await {
-            Ok(status) => status,
-            Err(_) => {
-                timed_out = true;
-                running.terminate();
-                match tokio::time::timeout(grace, running.wait()).await {
-                    Ok(status) => status,
-                    Err(_) => {
-                        running.kill();
-                        running.wait_or_force().await
-                    }
-                }
-            }
-        };
-        let mut reader = reader;
-        let mut output_cut = false;
-        if tokio::time::timeout(Duration::from_secs(2), &mut reader)
-            .await
-            .is_err()
-        {
-            reader.abort();
-            output_cut = true;
-        }
+        let (waited, timed_out) = running.wait_within(timeout, grace).await;
+        let output_cut = !join_within(reader, Duration::from_secs(2)).await;
         let (output, output_bytes) = {
             let c = capture.lock().unwrap_or_else(|p| p.into_inner());
             (c.excerpt(), c.total())
@@ -289,6 +278,62 @@ impl Launch {
             output_bytes,
             output_cut,
             duration: start.elapsed(),
+        })
+    }
+
+    /// Run the child to its end (or the timeout) with its stdout kept whole up to the stdout
+    /// limit and its stderr head and tail: for children whose stdout is data (git). Every
+    /// process it started has ended when this returns.
+    pub async fn output(self) -> Result<Output, LaunchError> {
+        let start = Instant::now();
+        let timeout = self.timeout;
+        let grace = self.kill_grace;
+        let stdout_limit = self.stdout_limit;
+        let mut running = self.spawn().await?;
+        let stdout = running.take_stdout();
+        let reader = tokio::spawn(read_limited(stdout, stdout_limit));
+        let (waited, timed_out) = running.wait_within(timeout, grace).await;
+        let abort = reader.abort_handle();
+        let (stdout, stdout_bytes, output_cut) =
+            match tokio::time::timeout(Duration::from_secs(2), reader).await {
+                Ok(Ok((bytes, total))) => (bytes, total, false),
+                _ => {
+                    abort.abort();
+                    (Vec::new(), 0, true)
+                }
+            };
+        let (_, stderr) = running.finish().await;
+        Ok(Output {
+            status: waited,
+            timed_out,
+            stdout,
+            stdout_bytes,
+            stderr,
+            output_cut,
+            duration: start.elapsed(),
+        })
+    }
+
+    /// [`Launch::output`] from synchronous code (see [`Launch::run_blocking`]).
+    pub fn output_blocking(self) -> Result<Output, LaunchError> {
+        let program = self.program.to_string_lossy().into_owned();
+        let fail = |source| LaunchError::Spawn {
+            program: program.clone(),
+            source,
+        };
+        std::thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(fail)?;
+                    rt.block_on(self.output())
+                })
+                .join()
+                .unwrap_or_else(|_| {
+                    Err(fail(std::io::Error::other("the launching thread panicked")))
+                })
         })
     }
 
@@ -349,6 +394,40 @@ impl Finished {
     }
 }
 
+/// The end of a [`Launch::output`].
+#[derive(Debug)]
+pub struct Output {
+    /// How the child ended (its exit code or signal), or why waiting failed.
+    pub status: std::io::Result<ExitStatus>,
+    /// The timeout passed and the child was stopped.
+    pub timed_out: bool,
+    /// Stdout, whole up to the stdout limit.
+    pub stdout: Vec<u8>,
+    /// Bytes of stdout in total (more than `stdout.len()` when it passed the limit).
+    pub stdout_bytes: u64,
+    /// Head and tail of stderr.
+    pub stderr: String,
+    /// Stdout was still open two seconds after the end (and was dropped).
+    pub output_cut: bool,
+    pub duration: Duration,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        !self.timed_out && self.status.as_ref().is_ok_and(ExitStatus::success)
+    }
+
+    /// `stdout` holds everything the child printed.
+    pub fn stdout_complete(&self) -> bool {
+        !self.output_cut && self.stdout.len() as u64 == self.stdout_bytes
+    }
+
+    /// The exit code, when the child exited (not when a signal ended it).
+    pub fn code(&self) -> Option<i32> {
+        self.status.as_ref().ok().and_then(ExitStatus::code)
+    }
+}
+
 /// A started child. Dropping it ends every process the child started.
 #[derive(Debug)]
 pub struct Running {
@@ -379,6 +458,30 @@ impl Running {
             self.reaped = true;
         }
         status
+    }
+
+    /// Wait up to `timeout` (none: for ever); then SIGTERM, `grace`, and an end of everything.
+    /// Returns how the child ended and whether the timeout passed.
+    async fn wait_within(
+        &mut self,
+        timeout: Option<Duration>,
+        grace: Duration,
+    ) -> (std::io::Result<ExitStatus>, bool) {
+        let far = Duration::from_secs(30 * 365 * 24 * 3600);
+        match tokio::time::timeout(timeout.unwrap_or(far), self.wait()).await {
+            Ok(status) => (status, false),
+            Err(_) => {
+                self.terminate();
+                let status = match tokio::time::timeout(grace, self.wait()).await {
+                    Ok(status) => status,
+                    Err(_) => {
+                        self.kill();
+                        self.wait_or_force().await
+                    }
+                };
+                (status, true)
+            }
+        }
     }
 
     /// SIGTERM to the child's process group (the child may still report and exit).
@@ -509,6 +612,36 @@ pub async fn head_tail<R: AsyncRead + Unpin>(mut r: R, limit: usize) -> String {
         }
     }
     capture.excerpt()
+}
+
+/// Wait for a reader task up to `limit`; abort it past that. Whether it ended in time.
+async fn join_within(mut task: JoinHandle<()>, limit: Duration) -> bool {
+    if tokio::time::timeout(limit, &mut task).await.is_err() {
+        task.abort();
+        return false;
+    }
+    true
+}
+
+/// Read a pipe to its end, keeping its first `limit` bytes; returns them and the total.
+async fn read_limited(pipe: Option<ChildStdout>, limit: usize) -> (Vec<u8>, u64) {
+    let Some(mut pipe) = pipe else {
+        return (Vec::new(), 0);
+    };
+    let mut kept = Vec::new();
+    let mut total = 0u64;
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                total += n as u64;
+                let room = limit.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+    }
+    (kept, total)
 }
 
 /// Read stdout and stderr as they come into one bounded capture, until both are closed.

@@ -60,38 +60,20 @@ fn millis(d: Duration) -> i32 {
     i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
 }
 
-/// Variables through which an inherited environment would point git at another repository,
-/// index or configuration.
-pub const GIT_ENV_VARS: &[&str] = &[
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_COMMON_DIR",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_NAMESPACE",
-    "GIT_CEILING_DIRECTORIES",
-    "GIT_DISCOVERY_ACROSS_FILESYSTEM",
-    "GIT_CONFIG",
-    "GIT_CONFIG_PARAMETERS",
-    "GIT_CONFIG_COUNT",
-];
-
-/// A `git` command running in `dir`, hermetic like the library: inherited repository variables
-/// removed, no global or system configuration, no prompts. For benchmarks and tests that
-/// compare with or set up through the git command line.
+/// A `git` command running in `dir`, hermetic like the library: its whole environment is the
+/// process crate's allowlist ([`issueloop_process::git_environment`]: `PATH` and fixed values;
+/// no inherited repository variable, no global or system configuration, no prompts, no
+/// credential). For benchmarks and tests that compare with or set up through the git command
+/// line. It stays a `std::process::Command` rather than an [`issueloop_process::Launch`]: the
+/// benchmark streams a generated repository into `git fast-import`'s stdin and times git alone,
+/// and the tests need git's exit status, stdout and stderr as `std::process::Output`. It omits
+/// the `-c` safety switches ([`issueloop_process::GIT_SAFETY_CONFIG`]): `protocol.allow=never`
+/// would refuse the clones and fetches the benchmark and the tests make.
 pub fn git_command(dir: &Path) -> Command {
     let mut cmd = Command::new("git");
-    for var in GIT_ENV_VARS {
-        cmd.env_remove(var);
-    }
-    // The user's and the machine's configuration must not change behaviour.
-    cmd.env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        // Never wait for a password on a terminal.
-        .env("GIT_TERMINAL_PROMPT", "0")
-        // Stable, untranslated messages.
-        .env("LC_ALL", "C")
+    let path = std::env::var("PATH").ok();
+    cmd.env_clear()
+        .envs(issueloop_process::git_environment(path.as_deref()))
         .current_dir(dir);
     cmd
 }

@@ -34,27 +34,6 @@ use crate::{CommentRef, Forge, ForgeFuture, PrAction, PrOutcome, PrRequest, Push
 
 const DEFAULT_BOT: &str = "issueloop";
 
-/// Variables through which an inherited environment would point git at another repository,
-/// configuration or program.
-const INHERITED_GIT_VARS: &[&str] = &[
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_COMMON_DIR",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_NAMESPACE",
-    "GIT_CEILING_DIRECTORIES",
-    "GIT_CONFIG",
-    "GIT_CONFIG_PARAMETERS",
-    "GIT_CONFIG_COUNT",
-    "GIT_EXEC_PATH",
-    "GIT_EXTERNAL_DIFF",
-    "GIT_SSH",
-    "GIT_SSH_COMMAND",
-    "GIT_ASKPASS",
-];
-
 /// The local forge rooted at `forge.local_path`.
 #[derive(Debug)]
 pub struct LocalForge {
@@ -131,43 +110,29 @@ impl LocalForge {
     }
 
     async fn git(&self, dir: &Path, args: &[&str]) -> Result<Option<String>, ForgeError> {
-        let mut cmd = tokio::process::Command::new("git");
-        // Hermetic: only the repository's own configuration, no inherited repository
-        // variables, and nothing configuration could make git run (fsmonitor, hooks) or fetch.
-        for var in INHERITED_GIT_VARS {
-            cmd.env_remove(var);
-        }
-        cmd.env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_NO_LAZY_FETCH", "1");
-        for setting in [
-            "core.fsmonitor=false",
-            "core.hooksPath=/dev/null",
-            "protocol.allow=never",
-        ] {
-            cmd.arg("-c").arg(setting);
-        }
-        cmd.arg("-C").arg(dir).args(args).kill_on_drop(true);
-        // A child's environment is readable in `/proc/<pid>/environ` by processes of the same
-        // user (agents included, sandboxed or not): no credential goes to git.
-        for var in issueloop_config::CREDENTIAL_VARS {
-            cmd.env_remove(var);
-        }
+        // Hermetic: only the repository's own configuration, no inherited variable (no
+        // credential, no `GIT_*`), and nothing configuration could make git run (fsmonitor,
+        // hooks) or fetch.
+        let path = std::env::var("PATH").ok();
         let argv = format!("git {}", args.join(" "));
-        let out = tokio::time::timeout(self.timeout, cmd.output())
+        let out = issueloop_process::git(dir, path.as_deref())
+            .args(args)
+            .timeout(self.timeout)
+            .output()
             .await
-            .map_err(|_| ForgeError::Git {
-                argv: argv.clone(),
-                dir: dir.to_owned(),
-                message: format!("no answer within {:?}", self.timeout),
-            })?
             .map_err(|e| ForgeError::Git {
                 argv: argv.clone(),
                 dir: dir.to_owned(),
                 message: format!("cannot run git: {e}"),
             })?;
-        if out.status.success() {
+        if out.timed_out {
+            return Err(ForgeError::Git {
+                argv,
+                dir: dir.to_owned(),
+                message: format!("no answer within {:?}", self.timeout),
+            });
+        }
+        if out.success() {
             Ok(Some(String::from_utf8_lossy(&out.stdout).trim().to_owned()))
         } else {
             Ok(None)
