@@ -150,10 +150,14 @@ fn run(args: Vec<String>) -> Result<i32, String> {
                 if ignore_term {
                     child.arg("--ignore-term");
                 }
-                child
+                let spawned = child
                     .args(["hang", "--pid-file", &child_pid_file])
                     .spawn()
                     .map_err(|e| format!("spawning the child: {e}"))?;
+                // Written here too (the child writes the same pid): when the parent exits at
+                // once, the child may be ended before it gets to write its own file.
+                std::fs::write(&child_pid_file, spawned.id().to_string())
+                    .map_err(|e| format!("writing `{child_pid_file}`: {e}"))?;
             }
             std::fs::write(&pid_file, std::process::id().to_string())
                 .map_err(|e| format!("writing `{pid_file}`: {e}"))?;
