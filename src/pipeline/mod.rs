@@ -26,7 +26,7 @@ use issueloop_workspace::Workspace;
 use jiff::Timestamp;
 
 use crate::report::{LedgerSummary, RunStatus, RunSummary, TickReport};
-use crate::service::ShutdownSignal;
+use crate::shutdown::ShutdownSignal;
 
 pub use outcome::{
     Ending, INFRASTRUCTURE_REASONS, Reason, RunFailure, TickVerdict, agent_failure,

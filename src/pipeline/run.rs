@@ -28,7 +28,7 @@ use super::heartbeat::Heartbeat;
 use super::outcome::{Reason, RunFailure, agent_failure, agent_start_failure};
 use crate::brief::{BriefInput, GateFailure, evaluate_brief, execute_brief, reflect_brief};
 use crate::report::{RunStatus, RunSummary};
-use crate::service::ShutdownSignal;
+use crate::shutdown::ShutdownSignal;
 
 /// A change the diff policy approved: the facts judged, and the only thing a commit accepts.
 type Judged = (
