@@ -510,7 +510,7 @@ impl Pipeline {
         if !worktree.continued_existing_branch() {
             return Ok(None);
         }
-        let fork = blocking(|| fork_point(worktree, &item.repo_info.head_sha)).map_err(|e| {
+        let fork = blocking(|| worktree.fork_point(&item.repo_info.head_sha)).map_err(|e| {
             RunFailure::new(
                 Reason::WorkspaceError,
                 format!(
@@ -939,16 +939,6 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-/// The commit where the worktree's start left `base` (the default branch's head).
-fn fork_point(worktree: &Worktree, base: &str) -> Result<String, git2::Error> {
-    let repo = worktree
-        .repository()
-        .map_err(|e| git2::Error::from_str(&e.to_string()))?;
-    let start = git2::Oid::from_str(&worktree.start_commit())?;
-    let base = git2::Oid::from_str(base)?;
-    Ok(repo.merge_base(start, base)?.to_string())
-}
-
 /// Fails the run when its lease no longer holds.
 fn lease_check(state: &RunState) -> Result<(), RunFailure> {
     match &state.heartbeat {
@@ -963,37 +953,20 @@ fn forge_failure(e: issueloop_forge::ForgeError) -> RunFailure {
 
 /// Files, insertions and deletions of the branch's change: from where its tip left `base` (the
 /// default branch's head) to its tip, as `git diff --stat` counts them.
-fn committed_diff_stat(worktree: &Worktree, base: &str) -> Result<DiffStat, git2::Error> {
-    let repo = worktree
-        .repository()
-        .map_err(|e| git2::Error::from_str(&e.to_string()))?;
-    let tip = repo.find_commit(git2::Oid::from_str(&worktree.tip_commit())?)?;
-    let fork = repo.merge_base(tip.id(), git2::Oid::from_str(base)?)?;
-    let diff = repo.diff_tree_to_tree(
-        Some(&repo.find_commit(fork)?.tree()?),
-        Some(&tip.tree()?),
-        None,
-    )?;
-    let mut per_file = Vec::new();
-    for i in 0..diff.deltas().len() {
-        let Some(patch) = git2::Patch::from_diff(&diff, i)? else {
-            continue;
-        };
-        let (_, insertions, deletions) = patch.line_stats()?;
-        let delta = patch.delta();
-        let path = delta
-            .new_file()
-            .path()
-            .or_else(|| delta.old_file().path())
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        per_file.push(FileStat {
+fn committed_diff_stat(
+    worktree: &Worktree,
+    base: &str,
+) -> Result<DiffStat, issueloop_workspace::WorkspaceError> {
+    let per_file: Vec<FileStat> = worktree
+        .committed_diff_stat(base)?
+        .into_iter()
+        .map(|f| FileStat {
             repo: None,
-            path,
-            insertions: insertions as u64,
-            deletions: deletions as u64,
-        });
-    }
+            path: f.path,
+            insertions: f.insertions,
+            deletions: f.deletions,
+        })
+        .collect();
     Ok(DiffStat {
         files: per_file.len() as u64,
         insertions: per_file.iter().map(|f| f.insertions).sum(),
