@@ -196,7 +196,7 @@ impl Pipeline {
             if opts.shutdown.is_stopping() {
                 report.runs.push(skip_row(
                     facts,
-                    "shutting_down",
+                    Reason::ShuttingDown,
                     "the service is stopping",
                     None,
                 ));
@@ -393,7 +393,7 @@ impl Pipeline {
         tracing::info!(
             repo = %skipped.repo,
             issue = skipped.number,
-            reason = skipped.reason.id(),
+            reason = Reason::from(skipped.reason).as_str(),
             "skipped: {}",
             skipped.detail
         );
@@ -436,9 +436,12 @@ impl Pipeline {
         }
         self.release_leftover_claim(skipped, facts, dead_holder, opts, report)
             .await;
-        report
-            .runs
-            .push(skip_row(facts, skipped.reason.id(), &skipped.detail, None));
+        report.runs.push(skip_row(
+            facts,
+            skipped.reason.into(),
+            &skipped.detail,
+            None,
+        ));
     }
 
     /// A run that died after its outcome was decided (its PR opened, or `loop:failed` set)
@@ -473,7 +476,7 @@ impl Pipeline {
         tracing::warn!(
             repo = %repo,
             issue = number,
-            reason = skipped.reason.id(),
+            reason = Reason::from(skipped.reason).as_str(),
             "releasing the stale claim of a run that died after deciding its outcome"
         );
         let branch = facts.open_pr.as_ref().map_or_else(
@@ -600,14 +603,17 @@ impl Pipeline {
                             },
                             Event::RunFinished {
                                 status: JournalStatus::Skipped,
-                                reason: Some(reason.id().to_owned()),
+                                reason: Some(Reason::from(*reason).as_str().to_owned()),
                             },
                         ],
                     );
                 }
-                report
-                    .runs
-                    .push(skip_row(facts, reason.id(), "", Some(explanation.clone())));
+                report.runs.push(skip_row(
+                    facts,
+                    (*reason).into(),
+                    "",
+                    Some(explanation.clone()),
+                ));
                 return Ok(None);
             }
             BudgetDecision::Run {
@@ -628,7 +634,7 @@ impl Pipeline {
             ));
             let mut row = skip_row(
                 facts,
-                "dry_run",
+                Reason::DryRun,
                 "dry run: nothing was written",
                 Some(explanation),
             );
@@ -686,12 +692,12 @@ impl Pipeline {
                     now,
                     &[Event::RunFinished {
                         status: JournalStatus::Skipped,
-                        reason: Some(reason.id().to_owned()),
+                        reason: Some(Reason::from(reason).as_str().to_owned()),
                     }],
                 );
                 report.runs.push(skip_row(
                     facts,
-                    reason.id(),
+                    reason.into(),
                     "another run reserved what was left of today's budget first",
                     Some(explanation),
                 ));
@@ -743,7 +749,7 @@ fn leftover_claim(
 
 fn skip_row(
     facts: &CandidateFacts,
-    reason: &str,
+    reason: Reason,
     detail: &str,
     explanation: Option<String>,
 ) -> RunSummary {
@@ -752,7 +758,7 @@ fn skip_row(
         issue: facts.issue.number,
         title: facts.issue.title.clone(),
         status: RunStatus::Skipped,
-        reason: Some(reason.to_owned()),
+        reason: Some(reason.as_str().to_owned()),
         detail: Some(detail.to_owned()).filter(|d| !d.is_empty()),
         budget_usd: 0.0,
         cost_usd: 0.0,

@@ -789,7 +789,7 @@ impl Pipeline {
             }
             Err(failure) => {
                 tracing::warn!(
-                    reason = failure.reason.id(),
+                    reason = failure.reason.as_str(),
                     "run ended without a PR: {}",
                     failure.detail
                 );
@@ -798,7 +798,7 @@ impl Pipeline {
                 } else {
                     RunStatus::Failed
                 };
-                row.reason = Some(failure.reason.id().to_owned());
+                row.reason = Some(failure.reason.as_str().to_owned());
                 row.detail = Some(failure.detail.clone());
                 journal_status = (
                     if failure.reason.is_skip() {
@@ -806,14 +806,14 @@ impl Pipeline {
                     } else {
                         JournalStatus::Failed
                     },
-                    Some(failure.reason.id().to_owned()),
+                    Some(failure.reason.as_str().to_owned()),
                 );
                 if failure.reason.notifies_issue() {
                     let comment = issueloop_triage::outcome_comment(&CommentInput {
                         issue_number: number,
                         run_id: item.run_id.to_string(),
                         outcome: RunOutcome::Failed(Failure {
-                            reason_id: failure.reason.id().to_owned(),
+                            reason_id: failure.reason.as_str().to_owned(),
                             reason: failure.detail.clone(),
                             gates: state.gate_rows.clone(),
                             policy: state.verdict.as_ref().filter(|v| !v.is_clean()).map(|v| {
