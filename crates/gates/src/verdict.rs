@@ -100,11 +100,14 @@ mod tests {
         }
     }
 
+    /// A gate of a test report: name, status, files it left behind.
+    type Gate<'a> = (&'a str, GateStatus, &'a [&'a str]);
+
     /// (gates, leftover check made, expected: "passed" | "rejected <name>" | "failed <names>").
     #[test]
     fn verdict_table() {
         use GateStatus::{Failed, NotFound, Passed, Rejected, TimedOut};
-        let table: [(&[(&str, GateStatus, &[&str])], bool, &str); 10] = [
+        let table: [(&[Gate<'_>], bool, &str); 10] = [
             (&[], true, "passed"),
             (&[("a", Passed, &[]), ("b", Passed, &[])], true, "passed"),
             (&[("a", Passed, &[])], false, "failed [] unchecked"),
