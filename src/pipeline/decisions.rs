@@ -126,6 +126,19 @@ pub fn gates_still_failing(attempts: u32, names: &[&str]) -> RunFailure {
     )
 }
 
+/// Whether a repair's final message replaces the run's summary (the PR body's "what was done"):
+/// only when it says something, so a repair that ends silently keeps what execute said.
+pub fn replaces_summary(final_message: &str) -> bool {
+    !final_message.trim().is_empty()
+}
+
+/// Whether a trust comment must be written: not when this state store saw the same words
+/// (`fingerprint`) posted under its marker (a write per tick would also bump the issue's
+/// `updated_at` forever).
+pub fn comment_is_new(posted: Option<&str>, fingerprint: &str) -> bool {
+    posted != Some(fingerprint)
+}
+
 /// Where to look for the change a run publishes when the agent found nothing left to do: what
 /// the run's branch holds beyond the default branch, when the run continued a branch (a run
 /// that died after pushing) whose fork point (`fork`, known only then) is not its start.

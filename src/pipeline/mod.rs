@@ -412,7 +412,7 @@ impl Pipeline {
                 let key = format!("{}#{} {marker}", skipped.repo, skipped.number);
                 let print = issueloop_triage::fingerprint(&body);
                 let mut posted = self.posted_comments();
-                if posted.get(&key) == Some(&print) {
+                if !decisions::comment_is_new(posted.get(&key).map(String::as_str), &print) {
                     tracing::debug!(
                         repo = %skipped.repo,
                         issue = skipped.number,

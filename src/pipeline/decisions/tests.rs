@@ -142,6 +142,20 @@ fn gates_still_failing_says_how_many_repairs() {
 }
 
 #[test]
+fn a_silent_repair_keeps_the_summary() {
+    assert!(replaces_summary("Fixed the failing test."));
+    assert!(!replaces_summary(""));
+    assert!(!replaces_summary(" \n\t"));
+}
+
+#[test]
+fn a_trust_comment_is_written_only_when_its_words_changed() {
+    assert!(comment_is_new(None, "abc"));
+    assert!(comment_is_new(Some("old"), "abc"));
+    assert!(!comment_is_new(Some("abc"), "abc"));
+}
+
+#[test]
 fn carried_over_base_table() {
     let table = [
         (true, Some("fork"), "start", Some("fork")),

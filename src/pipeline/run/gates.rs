@@ -75,7 +75,7 @@ impl Run<'_> {
             plan.brief.gates = report.results.iter().map(|r| r.command.clone()).collect();
             let text = reflect_brief(&plan.brief, &failures, attempt, limits.attempts);
             let outcome = self.stage(worktree, Stage::Reflect, text).await?;
-            if !outcome.final_message.trim().is_empty() {
+            if decisions::replaces_summary(&outcome.final_message) {
                 self.summary = outcome.final_message;
             }
         }
