@@ -1,6 +1,15 @@
 //! The git command line for test fixtures: hermetic (no user or system configuration), a
 //! fixed author, and a panic with git's stderr when it fails.
 
+#![allow(
+    clippy::expect_used,
+    reason = "test support: a failed step fails the test loudly"
+)]
+#![allow(
+    clippy::disallowed_types,
+    reason = "test support sets up and observes bare remotes through the git command line"
+)]
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Output, Stdio};
