@@ -56,7 +56,7 @@ pub(crate) struct Reserved {
 struct RunState {
     started: Instant,
     /// Dollars charged so far (an unknown cost counts as the whole remaining budget).
-    spent: f64,
+    spent: Usd,
     agent_started: bool,
     cost_source: String,
     stages: Vec<StageRow>,
@@ -98,7 +98,7 @@ impl Pipeline {
     async fn run_issue_in_span(&self, item: Reserved, shutdown: ShutdownSignal) -> Finished {
         let mut state = RunState {
             started: Instant::now(),
-            spent: 0.0,
+            spent: Usd::ZERO,
             agent_started: false,
             cost_source: "reported".into(),
             stages: Vec::new(),
@@ -585,7 +585,7 @@ impl Pipeline {
         lease_check(state)?;
         let remaining = item.budget.cost_usd - state.spent;
         let wall = deadline.saturating_duration_since(Instant::now());
-        if remaining <= 0.0 {
+        if !remaining.is_positive() {
             return Err(RunFailure::new(
                 Reason::BudgetExhausted,
                 format!("no budget left for stage `{stage}`"),
@@ -627,7 +627,7 @@ impl Pipeline {
                 runtime_id: invocation.runtime_id().to_owned(),
             },
         );
-        tracing::info!(stage = %stage, backend = invocation.runtime_id(), budget = remaining, "stage started: {invocation}");
+        tracing::info!(stage = %stage, backend = invocation.runtime_id(), budget = remaining.dollars(), "stage started: {invocation}");
         state.agent_started = true;
         let started = Instant::now();
         let (env, sandbox) = match &state.containment {
@@ -673,7 +673,7 @@ impl Pipeline {
             duration: Some(started.elapsed()),
             cost_usd: Some(cost),
         });
-        tracing::info!(stage = %stage, status = outcome.status.as_str(), cost, "stage finished");
+        tracing::info!(stage = %stage, status = outcome.status.as_str(), cost = cost.dollars(), "stage finished");
         match agent_failure(stage.as_str(), &outcome, remaining, item.budget.wall_clock) {
             Some(failure) => Err(failure),
             None => Ok(outcome),
@@ -849,13 +849,11 @@ impl Pipeline {
         // The money: the actual cost replaces the reservation; no agent, no charge.
         let now = Timestamp::now();
         let ledger_result = if state.agent_started {
-            self.store
-                .settle(&item.run_id, Usd::from_dollars(state.spent), now)
-                .map(|s| {
-                    if s.overspent {
-                        tracing::warn!("the run cost more than its reservation (recorded as is)");
-                    }
-                })
+            self.store.settle(&item.run_id, state.spent, now).map(|s| {
+                if s.overspent {
+                    tracing::warn!("the run cost more than its reservation (recorded as is)");
+                }
+            })
         } else {
             self.store.release(&item.run_id, now)
         };
@@ -876,7 +874,7 @@ impl Pipeline {
         );
         tracing::info!(
             status = row.status.as_str(),
-            cost = state.spent,
+            cost = state.spent.dollars(),
             "run finished"
         );
         Finished { row, state_error }

@@ -2,6 +2,10 @@
 //! captured fixtures are a table test in `tests/fixtures.rs`).
 
 use super::*;
+
+fn usd(dollars: f64) -> Usd {
+    Usd::from_dollars(dollars)
+}
 use crate::outcome::{CostSource, KillReason, Status};
 
 fn run(format: Format, stream: &str, exit: Option<i32>) -> BackendOutcome {
@@ -26,7 +30,7 @@ fn bytes_split_anywhere_give_the_same_outcome() {
         assert_eq!(n.finish(Some(0), None), whole, "chunk size {chunk}");
     }
     assert_eq!(whole.status, Status::Completed);
-    assert_eq!(whole.cost_usd, 0.5);
+    assert_eq!(whole.cost_usd, usd(0.5));
     assert_eq!(whole.lines, 3);
 }
 
@@ -132,7 +136,7 @@ fn kills_decide_the_status_and_keep_the_cost_so_far() {
     n.feed(CLAUDE_OK.as_bytes());
     let o = n.finish(None, Some(KillReason::Budget));
     assert_eq!(o.status, Status::BudgetExhausted);
-    assert_eq!(o.cost_usd, 0.5);
+    assert_eq!(o.cost_usd, usd(0.5));
     let o = run(Format::Text, "hello\n", None);
     assert_eq!(o.status, Status::Failed);
     let mut n = Normalizer::new(Format::Text, Pricing::default());
@@ -153,10 +157,10 @@ fn claude_running_cost_is_estimated_then_replaced_by_the_report() {
         .expect("an estimate from the assistant usage");
     assert_eq!(est.source, CostSource::Priced);
     // 10 input × $3 + 5 output × $15 per million
-    assert!((est.cost_usd - 0.000105).abs() < 1e-12, "{est:?}");
+    assert_eq!(est.cost_usd, Usd::from_micros(105), "{est:?}");
     let reported = n.feed_line(lines[2]).unwrap();
     assert_eq!(reported.source, CostSource::Reported);
-    assert_eq!(reported.cost_usd, 0.5);
+    assert_eq!(reported.cost_usd, usd(0.5));
 }
 
 #[test]
@@ -167,11 +171,11 @@ fn claude_split_assistant_frames_are_counted_once() {
     let first = n.running_cost().unwrap().cost_usd;
     n.feed_line(frame);
     assert_eq!(n.running_cost().unwrap().cost_usd, first);
-    assert!((first - 3.0).abs() < 1e-9);
+    assert_eq!(first, usd(3.0));
     let o = n.finish(Some(0), None);
     assert_eq!(o.status, Status::Failed, "no result frame");
     assert_eq!(o.cost_source, CostSource::Unknown);
-    assert!((o.cost_usd - 3.0).abs() < 1e-9);
+    assert_eq!(o.cost_usd, usd(3.0));
 }
 
 #[test]
@@ -206,7 +210,7 @@ fn codex_reconnect_notices_then_success_is_success() {
     assert_eq!(o.final_message, "fixed");
     assert_eq!(o.cost_source, CostSource::Priced);
     // 1M uncached × 1.25 + 1M cached × 0.125 + 0.1M output × 10
-    assert!((o.cost_usd - 2.375).abs() < 1e-9, "{}", o.cost_usd);
+    assert_eq!(o.cost_usd, usd(2.375), "{}", o.cost_usd);
     assert_eq!(o.usage.input_tokens, 1_000_000);
     assert_eq!(o.usage.cache_read_tokens, 1_000_000);
 }
@@ -234,7 +238,7 @@ fn pi_cost_is_summed_over_assistant_messages_only_and_partials_count_live() {
 "#;
     let mut n = Normalizer::new(Format::Pi, Pricing::default());
     let live = n.feed(stream.as_bytes()).unwrap();
-    assert_eq!(live.cost_usd, 0.4);
+    assert_eq!(live.cost_usd, usd(0.4));
     let rest = r#"{"type":"message_end","message":{"role":"assistant","content":[{"type":"text","text":"a"}],"usage":{"input":1,"output":1,"cost":{"total":0.5}},"stopReason":"stop"}}
 {"type":"turn_end","message":{"role":"assistant","content":[],"usage":{"input":1,"output":1,"cost":{"total":0.5}},"stopReason":"stop"}}
 {"type":"message_end","message":{"role":"assistant","content":[{"type":"text","text":"b"}],"usage":{"input":1,"output":1,"cost":{"total":0.25}},"stopReason":"stop"}}
@@ -244,7 +248,7 @@ fn pi_cost_is_summed_over_assistant_messages_only_and_partials_count_live() {
     n.feed(rest.as_bytes());
     let o = n.finish(Some(0), None);
     assert_eq!(o.status, Status::Completed);
-    assert_eq!(o.cost_usd, 0.75);
+    assert_eq!(o.cost_usd, usd(0.75));
     assert_eq!(o.final_message, "b");
 }
 
@@ -273,7 +277,7 @@ fn opencode_recovered_error_then_stop_is_success() {
     let o = run(Format::OpenCode, stream, Some(0));
     assert_eq!(o.status, Status::Completed);
     assert_eq!(o.final_message, "all good");
-    assert_eq!(o.cost_usd, 0.25);
+    assert_eq!(o.cost_usd, usd(0.25));
 }
 
 #[test]
@@ -286,7 +290,7 @@ fn gemini_severe_error_turns_success_into_failure() {
     assert_eq!(o.status, Status::Failed);
     assert_eq!(o.error.as_deref(), Some("Maximum session turns exceeded"));
     assert_eq!(o.cost_source, CostSource::Priced);
-    assert!((o.cost_usd - 1.25).abs() < 1e-9);
+    assert_eq!(o.cost_usd, usd(1.25));
 }
 
 #[test]
@@ -483,7 +487,7 @@ mod properties {
                 }
                 let o = n.finish(Some(0), None);
                 prop_assert!(o.skipped_lines <= o.lines + 1);
-                prop_assert!(o.cost_usd.is_finite() && o.cost_usd >= 0.0);
+                prop_assert!(o.cost_usd >= Usd::ZERO);
             }
         }
 
@@ -503,7 +507,7 @@ mod properties {
                     n.feed_line(l);
                 }
                 let o = n.finish(Some(0), None);
-                prop_assert!(o.cost_usd.is_finite() && o.cost_usd >= 0.0);
+                prop_assert!(o.cost_usd >= Usd::ZERO);
             }
         }
     }
