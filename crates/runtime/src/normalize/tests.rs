@@ -601,3 +601,121 @@ fn last_words_are_cleaned_and_bounded() {
         Some("its last notice on stdout: key ghp_[REDACTED]")
     );
 }
+
+/// The supervisor kills at the first event whose running cost passes the budget
+/// (`update.cost_usd > budget`). These pin at which event that is, now that costs are `Usd`.
+mod kill_event {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The index of the first line after which the running cost passes `budget`.
+    fn first_over(format: Format, lines: &[String], budget: Usd) -> Option<usize> {
+        let mut n = Normalizer::new(format, Pricing::default());
+        lines.iter().position(|line| {
+            n.feed_line(line);
+            n.running_cost().is_some_and(|c| c.cost_usd > budget)
+        })
+    }
+
+    /// `n` nano-dollars written as a harness writes dollars: `0.123456789`.
+    fn dollars_text(nanos: u64) -> String {
+        format!("{}.{:09}", nanos / 1_000_000_000, nanos % 1_000_000_000)
+    }
+
+    fn opencode_step(i: usize, cost: &str) -> String {
+        format!(
+            r#"{{"type":"step_finish","part":{{"messageID":"m{i}","type":"step-finish","reason":"tool-calls","cost":{cost},"tokens":{{"input":100,"output":10,"reasoning":0,"cache":{{"read":0,"write":0}}}}}}}}"#
+        )
+    }
+
+    #[test]
+    fn the_supervisors_own_case_kills_at_the_third_step() {
+        // Steps of $0.10 under a $0.25 budget: f64 and Usd both pass it at $0.30.
+        let lines: Vec<String> = (0..20).map(|i| opencode_step(i, "0.1")).collect();
+        let budget = Usd::from_dollars(0.25);
+        assert_eq!(first_over(Format::OpenCode, &lines, budget), Some(2));
+        // Exactly the budget is not over it; a micro-dollar more is.
+        let lines: Vec<String> = ["0.1", "0.15", "0.000001"]
+            .iter()
+            .enumerate()
+            .map(|(i, c)| opencode_step(i, c))
+            .collect();
+        assert_eq!(first_over(Format::OpenCode, &lines, budget), Some(2));
+        // A reported total a tenth of a micro-dollar over the budget is over it (rounded up,
+        // not to the nearest micro-dollar).
+        let lines: Vec<String> = ["0.25", "0.2500001"]
+            .iter()
+            .map(|t| format!(
+                r#"{{"type":"result","subtype":"success","is_error":false,"result":"x","total_cost_usd":{t},"session_id":"s"}}"#
+            ))
+            .collect();
+        assert_eq!(first_over(Format::ClaudeCode, &lines, budget), Some(1));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// A harness that reports its session's cumulative cost (Claude Code's `result`): the kill
+        /// comes at exactly the event where the float comparison the supervisor made before
+        /// money was a type would have come, whatever the digits reported.
+        #[test]
+        fn cumulative_reports_kill_at_the_same_event_as_f64(
+            steps in proptest::collection::vec(0.0f64..0.5, 1..30),
+            budget_micros in 1i64..5_000_000,
+        ) {
+            let mut total = 0.0f64;
+            let totals: Vec<f64> = steps.iter().map(|s| { total += s; total }).collect();
+            let lines: Vec<String> = totals
+                .iter()
+                .map(|t| format!(
+                    r#"{{"type":"result","subtype":"success","is_error":false,"result":"x","total_cost_usd":{t},"session_id":"s"}}"#
+                ))
+                .collect();
+            let budget = Usd::from_micros(budget_micros);
+            let with_f64 = totals.iter().position(|t| *t > budget.dollars());
+            prop_assert_eq!(first_over(Format::ClaudeCode, &lines, budget), with_f64);
+        }
+
+        /// A harness that reports each step's cost (OpenCode, pi), summed by issueloop: with
+        /// amounts in whole micro-dollars the kill comes at exactly the event where the reported
+        /// amounts' exact sum passes the budget; with finer amounts (each rounded up) never
+        /// later, and earlier only when the exact sum is within the rounding (under a
+        /// micro-dollar per step) of the budget.
+        #[test]
+        fn summed_steps_kill_no_later_than_the_exact_sum(
+            nanos in proptest::collection::vec(0u64..300_000_000, 1..30),
+            whole_micros in any::<bool>(),
+            budget_micros in 1u64..3_000_000,
+        ) {
+            let nanos: Vec<u64> = if whole_micros {
+                nanos.iter().map(|n| n / 1_000 * 1_000).collect()
+            } else {
+                nanos
+            };
+            let lines: Vec<String> = nanos
+                .iter()
+                .enumerate()
+                .map(|(i, n)| opencode_step(i, &dollars_text(*n)))
+                .collect();
+            let mut sum = 0u64;
+            let exact = nanos.iter().position(|n| {
+                sum += n;
+                sum > budget_micros * 1_000
+            });
+            let budget = Usd::from_micros(i64::try_from(budget_micros).unwrap());
+            let got = first_over(Format::OpenCode, &lines, budget);
+            if whole_micros {
+                prop_assert_eq!(got, exact);
+            } else {
+                prop_assert!(got.is_some() || exact.is_none());
+                prop_assert!(got.unwrap_or(usize::MAX) <= exact.unwrap_or(usize::MAX));
+                // Rounding adds under a micro-dollar per step: the exact sum at the kill is
+                // within that of the budget.
+                if let Some(i) = got {
+                    let exact_at: u64 = nanos[..=i].iter().sum();
+                    prop_assert!(exact_at + 1_000 * (i as u64 + 1) > budget_micros * 1_000);
+                }
+            }
+        }
+    }
+}
