@@ -2,6 +2,12 @@
 //! sequences, a carriage return and a bidi override yields a PR, commit and report with a clean
 //! title; a title with nothing printable is skipped before any budget is reserved or agent run.
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test: a failed step fails it loudly"
+)]
+
 mod support;
 
 use support::{Knobs, MAINTAINER, World, run_of};

@@ -5,6 +5,11 @@
 //! `core.fsmonitor` or hooks, a change hidden from the diff policy through the index or a
 //! re-pointed `.git` file, and a gate that names the interpreter `uv` should run.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "a test reads its own test settings from the environment"
+)]
+
 mod support;
 
 use support::hostile_git::{

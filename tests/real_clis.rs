@@ -24,6 +24,16 @@
 //! Each test skips with a printed reason when the CLIs are not installed, and fails under
 //! `CI=true`.
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test: a failed step fails it loudly"
+)]
+#![expect(
+    clippy::disallowed_methods,
+    reason = "a test reads its own test settings from the environment"
+)]
+
 mod support;
 
 use std::path::{Path, PathBuf};

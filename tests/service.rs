@@ -2,6 +2,8 @@
 //! panics, and shutdown waits for the running tick's cleanup; plus the metrics endpoint over
 //! loopback and the signal helper.
 
+#![expect(clippy::expect_used, reason = "a test: a failed step fails it loudly")]
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -565,7 +565,10 @@ impl Pipeline {
     }
 
     /// Run one agent stage with what is left of the run's budget and wall clock.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one agent stage needs the run's shared parts and its own limits"
+    )]
     async fn stage(
         &self,
         item: &Reserved,

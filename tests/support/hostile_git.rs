@@ -2,6 +2,8 @@
 //! shell script that attacks the workspace around it, programs that leave a marker file when
 //! something runs them, and a second bare repository an attack tries to redirect to.
 
+#![allow(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+
 use std::path::{Path, PathBuf};
 
 use super::World;

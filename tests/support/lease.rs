@@ -2,6 +2,12 @@
 //! project (so the gates outlast the run's wall clock plus grace), a second runner's
 //! configuration with its own state file and cache folder, and a way to run either runner.
 
+#![allow(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+#![allow(
+    clippy::disallowed_types,
+    reason = "a test runs programs directly (git, the binary under test) to set up and observe"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -3,7 +3,15 @@
 //! (`agent.py`) behind the `command` backend, a configuration, and helpers to run the real
 //! binary and read back what it did (forge files, the remote's branches, the ledger, the journal).
 
-#![allow(dead_code)]
+#![allow(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+#![allow(
+    clippy::disallowed_types,
+    reason = "a test runs programs directly (git, the binary under test) to set up and observe"
+)]
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries, each using a part"
+)]
 
 pub mod checkout;
 pub mod github;

@@ -3,6 +3,16 @@
 //! repository is a real bare git repository, and the ledger lives on its `issueloop/state`
 //! branch.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test: a failed step fails it loudly"
+)]
+#![allow(
+    clippy::disallowed_types,
+    reason = "a test runs programs directly (git, the binary under test) to set up and observe"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
