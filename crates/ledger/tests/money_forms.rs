@@ -3,6 +3,8 @@
 //! SQLite columns carry micro-dollars. These tests pin each form byte for byte on a real store,
 //! and read back what an older version (which kept f64 dollars) wrote.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+
 use std::time::Duration;
 
 use issueloop_config::RunBudget;
