@@ -490,4 +490,40 @@ mod tests {
             assert_eq!(serde_json::to_value(r).unwrap(), r.id());
         }
     }
+
+    proptest::proptest! {
+        /// `derive` and the stores decide with one rule: a budget `derive` gives is one every
+        /// store admits on the same day, and a cap `derive` reports reached is one the stores
+        /// refuse with the same reason.
+        #[test]
+        fn derive_agrees_with_the_stores_cap_rule(
+            spent in 0i64..12_000_000,
+            reserved in 0i64..12_000_000,
+            runs in 0u32..5,
+            xl in proptest::bool::ANY,
+        ) {
+            let cfg = config();
+            let today = DayUsage {
+                day: date(2026, 11, 21),
+                spent: Usd::from_micros(spent),
+                reserved: Usd::from_micros(reserved),
+                runs,
+            };
+            let names = if xl { labels(&["loop:budget-xl"]) } else { Vec::new() };
+            let admits = |amount| admit_amount(&today, amount, cfg.daily_cap_usd, cfg.max_runs_per_day);
+            match derive(&names, &cfg, &today) {
+                BudgetDecision::Run { budget, .. } => {
+                    proptest::prop_assert_eq!(admits(budget.cost_usd), None);
+                    proptest::prop_assert!(budget.cost_usd >= cfg.min_useful_usd);
+                }
+                BudgetDecision::Skip { reason: SkipReason::BelowMinimum, .. } => {
+                    proptest::prop_assert!(today.left(cfg.daily_cap_usd) < cfg.min_useful_usd);
+                }
+                BudgetDecision::Skip { reason, .. } => {
+                    // Even the smallest reservation is refused, for the same reason.
+                    proptest::prop_assert_eq!(admits(Usd::from_micros(1)), Some(reason));
+                }
+            }
+        }
+    }
 }
