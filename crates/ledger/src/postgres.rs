@@ -15,8 +15,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use issueloop_config::DatabaseUrl;
+use jiff::Timestamp;
 use jiff::civil::Date;
-use jiff::{SignedDuration, Timestamp};
 use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement};
@@ -25,7 +25,7 @@ use crate::Event;
 use crate::journal::{Journal, JournalEntry, RunId, RunSummary};
 use crate::ledger::{
     DayUsage, EntryState, Expired, Ledger, LedgerEntry, LedgerError, Reservation, ReserveOutcome,
-    ReserveRequest, Settlement, admit, utc_day,
+    ReserveRequest, Settlement, admit, check_release, check_settle,
 };
 use crate::money::Usd;
 use crate::owner::{ProcessOwner, owner_is_gone, process_start};
@@ -670,24 +670,15 @@ fn usage_in(tx: &mut Tx<'_>, day: Date, run_id: &str) -> Result<(DayUsage, bool)
 
 impl Ledger for PgLedger {
     fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome, LedgerError> {
-        if !req.amount.is_positive() {
-            return Err(LedgerError::InvalidAmount {
-                run_id: req.run_id.clone(),
-                op: "reserve",
-                amount: req.amount,
-                why: "a reservation must be positive",
-            });
-        }
-        // Stored at millisecond precision; return what is stored.
-        let now = to_millis(req.now);
-        let day = utc_day(now);
-        let expires_at = after(now, req.wall_clock.saturating_add(req.grace));
+        req.check_amount()?;
+        let reservation = Reservation::new(req);
         let issue = i64::try_from(req.issue).unwrap_or(i64::MAX);
         let req = req.clone();
         let owner = self.owner.clone();
         self.call("reserve", move |w| {
             let conn = w.conn()?;
             let mut tx = conn.tx()?;
+            let day = reservation.day;
             let day_text = day.to_string();
             // Every reservation of a day takes that day's row lock first: the check below and
             // the insert see the same day whatever other processes and machines do.
@@ -720,8 +711,8 @@ impl Ledger for PgLedger {
                     &issue,
                     &day_text,
                     &req.amount.micros(),
-                    &now.as_millisecond(),
-                    &expires_at.as_millisecond(),
+                    &reservation.reserved_at.as_millisecond(),
+                    &reservation.expires_at.as_millisecond(),
                     &owner.as_ref().map(|o| o.host.as_str()),
                     &owner.as_ref().map(|o| i64::from(o.pid)),
                     &owner.as_ref().map(|o| o.start.as_str()),
@@ -739,15 +730,7 @@ impl Ledger for PgLedger {
                 Err(e) => return Err(e.into()),
             }
             tx.commit()?;
-            Ok(ReserveOutcome::Reserved(Reservation {
-                run_id: req.run_id.clone(),
-                repo: req.repo.clone(),
-                issue: req.issue,
-                day,
-                amount: req.amount,
-                reserved_at: now,
-                expires_at,
-            }))
+            Ok(ReserveOutcome::Reserved(reservation))
         })
     }
 
@@ -757,14 +740,6 @@ impl Ledger for PgLedger {
         actual: Usd,
         now: Timestamp,
     ) -> Result<Settlement, LedgerError> {
-        if actual < Usd::ZERO {
-            return Err(LedgerError::InvalidAmount {
-                run_id: run_id.clone(),
-                op: "settle",
-                amount: actual,
-                why: "a cost cannot be negative",
-            });
-        }
         let run_id = run_id.clone();
         let shown = self.shown.clone();
         self.call("settle", move |w| {
@@ -776,19 +751,7 @@ impl Ledger for PgLedger {
                     run_id: run_id.clone(),
                 }
             })?;
-            let was_expired = match entry.state {
-                EntryState::Reserved => false,
-                EntryState::Expired => true,
-                state @ (EntryState::Settled | EntryState::Released) => {
-                    return Err(LedgerError::WrongState {
-                        run_id: run_id.clone(),
-                        op: "settle",
-                        state,
-                    }
-                    .into());
-                }
-            };
-            let overspent = actual > entry.reserved;
+            let settlement = check_settle(&entry, actual)?;
             tx.execute(
                 "UPDATE issueloop.ledger_entries
                  SET state = 'settled', cost_micros = $2, overspent = $3, closed_at_ms = $4
@@ -796,12 +759,12 @@ impl Ledger for PgLedger {
                 &[
                     &run_id.as_str(),
                     &actual.micros(),
-                    &overspent,
+                    &settlement.overspent,
                     &now.as_millisecond(),
                 ],
             )?;
             tx.commit()?;
-            if overspent {
+            if settlement.overspent {
                 tracing::warn!(
                     run = %run_id,
                     reserved = %entry.reserved,
@@ -809,14 +772,7 @@ impl Ledger for PgLedger {
                     "run cost more than it reserved; recorded as it is"
                 );
             }
-            Ok(Settlement {
-                run_id: run_id.clone(),
-                day: entry.day,
-                reserved: entry.reserved,
-                cost: actual,
-                overspent,
-                was_expired,
-            })
+            Ok(settlement)
         })
     }
 
@@ -830,14 +786,7 @@ impl Ledger for PgLedger {
                     run_id: run_id.clone(),
                 }
             })?;
-            if entry.state != EntryState::Reserved {
-                return Err(LedgerError::WrongState {
-                    run_id: run_id.clone(),
-                    op: "release",
-                    state: entry.state,
-                }
-                .into());
-            }
+            check_release(&entry)?;
             tx.execute(
                 "UPDATE issueloop.ledger_entries SET state = 'released', closed_at_ms = $2
                  WHERE run_id = $1",
@@ -1017,19 +966,6 @@ fn events_in(tx: &mut Tx<'_>, shown: &Path, run_id: &RunId) -> Result<Vec<Journa
             })
         })
         .collect()
-}
-
-fn to_millis(t: Timestamp) -> Timestamp {
-    Timestamp::from_millisecond(t.as_millisecond()).unwrap_or(t)
-}
-
-/// `t + d`, saturating at the largest timestamp.
-fn after(t: Timestamp, d: Duration) -> Timestamp {
-    SignedDuration::try_from(d)
-        .ok()
-        .and_then(|d| t.checked_add(d).ok())
-        .map(to_millis)
-        .unwrap_or(Timestamp::MAX)
 }
 
 #[cfg(test)]

@@ -5,15 +5,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use jiff::Timestamp;
 use jiff::civil::Date;
-use jiff::{SignedDuration, Timestamp};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::Event;
 use crate::journal::{Journal, JournalEntry, RunId, RunSummary};
 use crate::ledger::{
     DayUsage, EntryState, Expired, Ledger, LedgerEntry, LedgerError, Reservation, ReserveOutcome,
-    ReserveRequest, Settlement, admit, utc_day,
+    ReserveRequest, Settlement, admit, check_release, check_settle,
 };
 use crate::money::Usd;
 use crate::owner::{ProcessOwner, owner_is_gone, process_start};
@@ -401,18 +401,8 @@ impl RawEntry {
 
 impl Ledger for SqliteLedger {
     fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome, LedgerError> {
-        if !req.amount.is_positive() {
-            return Err(LedgerError::InvalidAmount {
-                run_id: req.run_id.clone(),
-                op: "reserve",
-                amount: req.amount,
-                why: "a reservation must be positive",
-            });
-        }
-        // Stored at millisecond precision; return what is stored.
-        let now = to_millis(req.now);
-        let day = utc_day(now);
-        let expires_at = after(now, req.wall_clock.saturating_add(req.grace));
+        req.check_amount()?;
+        let reservation = Reservation::new(req);
         let issue = i64::try_from(req.issue).unwrap_or(i64::MAX);
         self.write("reserve", |tx| {
             if self.entry_in(tx, &req.run_id)?.is_some() {
@@ -421,7 +411,7 @@ impl Ledger for SqliteLedger {
                 }
                 .into());
             }
-            let usage = self.usage_in(tx, day)?;
+            let usage = self.usage_in(tx, reservation.day)?;
             if let Some(reason) = admit(&usage, req) {
                 return Ok(ReserveOutcome::Refused { reason, usage });
             }
@@ -435,24 +425,16 @@ impl Ledger for SqliteLedger {
                     req.run_id.as_str(),
                     req.repo,
                     issue,
-                    day.to_string(),
+                    reservation.day.to_string(),
                     req.amount.micros(),
-                    now.as_millisecond(),
-                    expires_at.as_millisecond(),
+                    reservation.reserved_at.as_millisecond(),
+                    reservation.expires_at.as_millisecond(),
                     owner.map(|o| o.host.as_str()),
                     owner.map(|o| i64::from(o.pid)),
                     owner.map(|o| o.start.as_str()),
                 ],
             )?;
-            Ok(ReserveOutcome::Reserved(Reservation {
-                run_id: req.run_id.clone(),
-                repo: req.repo.clone(),
-                issue: req.issue,
-                day,
-                amount: req.amount,
-                reserved_at: now,
-                expires_at,
-            }))
+            Ok(ReserveOutcome::Reserved(reservation.clone()))
         })
     }
 
@@ -462,33 +444,13 @@ impl Ledger for SqliteLedger {
         actual: Usd,
         now: Timestamp,
     ) -> Result<Settlement, LedgerError> {
-        if actual < Usd::ZERO {
-            return Err(LedgerError::InvalidAmount {
-                run_id: run_id.clone(),
-                op: "settle",
-                amount: actual,
-                why: "a cost cannot be negative",
-            });
-        }
         self.write("settle", |tx| {
             let entry = self
                 .entry_in(tx, run_id)?
                 .ok_or_else(|| LedgerError::UnknownRun {
                     run_id: run_id.clone(),
                 })?;
-            let was_expired = match entry.state {
-                EntryState::Reserved => false,
-                EntryState::Expired => true,
-                state @ (EntryState::Settled | EntryState::Released) => {
-                    return Err(LedgerError::WrongState {
-                        run_id: run_id.clone(),
-                        op: "settle",
-                        state,
-                    }
-                    .into());
-                }
-            };
-            let overspent = actual > entry.reserved;
+            let settlement = check_settle(&entry, actual)?;
             tx.execute(
                 "UPDATE ledger_entries
                  SET state = 'settled', cost_micros = ?2, overspent = ?3, closed_at_ms = ?4
@@ -496,11 +458,11 @@ impl Ledger for SqliteLedger {
                 params![
                     run_id.as_str(),
                     actual.micros(),
-                    overspent,
+                    settlement.overspent,
                     now.as_millisecond()
                 ],
             )?;
-            if overspent {
+            if settlement.overspent {
                 tracing::warn!(
                     run = %run_id,
                     reserved = %entry.reserved,
@@ -508,14 +470,7 @@ impl Ledger for SqliteLedger {
                     "run cost more than it reserved; recorded as it is"
                 );
             }
-            Ok(Settlement {
-                run_id: run_id.clone(),
-                day: entry.day,
-                reserved: entry.reserved,
-                cost: actual,
-                overspent,
-                was_expired,
-            })
+            Ok(settlement)
         })
     }
 
@@ -526,14 +481,7 @@ impl Ledger for SqliteLedger {
                 .ok_or_else(|| LedgerError::UnknownRun {
                     run_id: run_id.clone(),
                 })?;
-            if entry.state != EntryState::Reserved {
-                return Err(LedgerError::WrongState {
-                    run_id: run_id.clone(),
-                    op: "release",
-                    state: entry.state,
-                }
-                .into());
-            }
+            check_release(&entry)?;
             tx.execute(
                 "UPDATE ledger_entries SET state = 'released', closed_at_ms = ?2 WHERE run_id = ?1",
                 params![run_id.as_str(), now.as_millisecond()],
@@ -767,17 +715,4 @@ fn sql_error(path: &Path, op: &'static str, e: rusqlite::Error) -> LedgerError {
             source: Box::new(e),
         },
     }
-}
-
-fn to_millis(t: Timestamp) -> Timestamp {
-    Timestamp::from_millisecond(t.as_millisecond()).unwrap_or(t)
-}
-
-/// `t + d`, saturating at the largest timestamp.
-fn after(t: Timestamp, d: Duration) -> Timestamp {
-    SignedDuration::try_from(d)
-        .ok()
-        .and_then(|d| t.checked_add(d).ok())
-        .map(to_millis)
-        .unwrap_or(Timestamp::MAX)
 }

@@ -15,11 +15,11 @@ use git2::{FileMode, Oid, Repository, Signature, Tree};
 use issueloop_ledger::{
     DayUsage, EntryState, Event, Expired, Journal, JournalEntry, Ledger, LedgerEntry, LedgerError,
     Reservation, ReserveOutcome, ReserveRequest, RunId, RunSummary, Settlement, SqliteLedger,
-    StateStore, Usd, admit, utc_day,
+    StateStore, Usd, admit, check_release, check_settle, to_millis, utc_day,
 };
 use issueloop_workspace::{CasOutcome, RemoteSpec, fetch_branch, push_branch_cas};
+use jiff::Timestamp;
 use jiff::civil::Date;
-use jiff::{SignedDuration, Timestamp};
 
 use crate::log::{DayLedger, FORMAT, Line, day_path, parse_day, replay_day};
 
@@ -514,31 +514,11 @@ fn backoff(rejections: u32) -> Duration {
     Duration::from_millis(base * (500 + jitter) / 1000)
 }
 
-fn to_millis(t: Timestamp) -> Timestamp {
-    Timestamp::from_millisecond(t.as_millisecond()).unwrap_or(t)
-}
-
-fn after(t: Timestamp, d: Duration) -> Timestamp {
-    SignedDuration::try_from(d)
-        .ok()
-        .and_then(|d| t.checked_add(d).ok())
-        .map(to_millis)
-        .unwrap_or(Timestamp::MAX)
-}
-
 impl Ledger for GithubState {
     fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome, LedgerError> {
-        if !req.amount.is_positive() {
-            return Err(LedgerError::InvalidAmount {
-                run_id: req.run_id.clone(),
-                op: "reserve",
-                amount: req.amount,
-                why: "a reservation must be positive",
-            });
-        }
-        let now = to_millis(req.now);
-        let day = utc_day(now);
-        let expires_at = after(now, req.wall_clock.saturating_add(req.grace));
+        req.check_amount()?;
+        let reservation = Reservation::new(req);
+        let day = reservation.day;
         self.transact(|snap| {
             let ledger = snap.day(day).map_err(|e| self.bad_log(e))?;
             if ledger.entries.contains_key(&req.run_id) {
@@ -557,8 +537,8 @@ impl Ledger for GithubState {
                 amount_micros: req.amount.micros(),
                 cap_micros: req.cap.micros(),
                 max_runs: req.max_runs,
-                at: now,
-                expires_at,
+                at: reservation.reserved_at,
+                expires_at: reservation.expires_at,
                 host: self.host.clone(),
             };
             Ok(Step::Write {
@@ -567,15 +547,7 @@ impl Ledger for GithubState {
                     "reserve {} for {}#{} ({})",
                     req.amount, req.repo, req.issue, req.run_id
                 ),
-                value: ReserveOutcome::Reserved(Reservation {
-                    run_id: req.run_id.clone(),
-                    repo: req.repo.clone(),
-                    issue: req.issue,
-                    day,
-                    amount: req.amount,
-                    reserved_at: now,
-                    expires_at,
-                }),
+                value: ReserveOutcome::Reserved(reservation.clone()),
             })
         })
     }
@@ -586,14 +558,6 @@ impl Ledger for GithubState {
         actual: Usd,
         now: Timestamp,
     ) -> Result<Settlement, LedgerError> {
-        if actual < Usd::ZERO {
-            return Err(LedgerError::InvalidAmount {
-                run_id: run_id.clone(),
-                op: "settle",
-                amount: actual,
-                why: "a cost cannot be negative",
-            });
-        }
         let now = to_millis(now);
         self.transact(|snap| {
             let (day, ledger) = snap
@@ -602,18 +566,7 @@ impl Ledger for GithubState {
                 .ok_or_else(|| LedgerError::UnknownRun {
                     run_id: run_id.clone(),
                 })?;
-            let entry = &ledger.entries[run_id];
-            let was_expired = match entry.state {
-                EntryState::Reserved => false,
-                EntryState::Expired => true,
-                state @ (EntryState::Settled | EntryState::Released) => {
-                    return Err(LedgerError::WrongState {
-                        run_id: run_id.clone(),
-                        op: "settle",
-                        state,
-                    });
-                }
-            };
+            let settlement = check_settle(&ledger.entries[run_id], actual)?;
             let line = Line::Settle {
                 run: run_id.clone(),
                 cost_micros: actual.micros(),
@@ -622,14 +575,7 @@ impl Ledger for GithubState {
             Ok(Step::Write {
                 appends: vec![(day_path(day), line.render())],
                 message: format!("settle {} at {actual}", run_id),
-                value: Settlement {
-                    run_id: run_id.clone(),
-                    day,
-                    reserved: entry.reserved,
-                    cost: actual,
-                    overspent: actual > entry.reserved,
-                    was_expired,
-                },
+                value: settlement,
             })
         })
     }
@@ -643,14 +589,7 @@ impl Ledger for GithubState {
                 .ok_or_else(|| LedgerError::UnknownRun {
                     run_id: run_id.clone(),
                 })?;
-            let state = ledger.entries[run_id].state;
-            if state != EntryState::Reserved {
-                return Err(LedgerError::WrongState {
-                    run_id: run_id.clone(),
-                    op: "release",
-                    state,
-                });
-            }
+            check_release(&ledger.entries[run_id])?;
             let line = Line::Release {
                 run: run_id.clone(),
                 at: now,
