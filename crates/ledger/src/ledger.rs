@@ -526,7 +526,8 @@ mod tests {
         };
         let usd = Usd::from_dollars;
         // (state, actual, settles as (overspent, was_expired) or the error's words)
-        let cases: [(EntryState, f64, Result<(bool, bool), &str>); 8] = [
+        type Want = Result<(bool, bool), &'static str>;
+        let cases: [(EntryState, f64, Want); 8] = [
             (EntryState::Reserved, 0.4, Ok((false, false))),
             (EntryState::Reserved, 1.0, Ok((false, false))),
             (EntryState::Reserved, 1.000001, Ok((true, false))),
