@@ -8,7 +8,7 @@ use issueloop_config::{BudgetConfig, RunBudget};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::budget::SkipReason;
 use crate::journal::RunId;
@@ -279,7 +279,7 @@ impl std::fmt::Display for Expired {
 }
 
 /// Where a ledger entry stands. Every reservation ends `settled`, `released` or `expired`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryState {
     /// Budget held for a running run.
@@ -409,6 +409,11 @@ pub enum LedgerError {
         path.display()
     )]
     WorkerStopped { path: PathBuf },
+    #[error(
+        "the store already holds other data for runs in the file; nothing was imported:\n  {}",
+        conflicts.join("\n  ")
+    )]
+    ImportConflict { conflicts: Vec<String> },
     #[error("no ledger entry for run `{run_id}`")]
     UnknownRun { run_id: RunId },
     #[error("cannot {op} run `{run_id}`: its reservation is already {state}")]

@@ -30,6 +30,10 @@ use crate::ledger::{
 use crate::money::Usd;
 use crate::owner::{ProcessOwner, owner_is_gone, process_start};
 use crate::sqlite::redact_json;
+use crate::transfer::{
+    EntryRecord, EventRecord, ImportSummary, OwnerRecord, Record, TRANSFER_VERSION, ValueRecord,
+    plan_import,
+};
 
 /// Schema migrations of the `issueloop` schema; migration `i` brings it to version `i + 1`
 /// (recorded in `issueloop.schema_version`). Never edit a released migration: append one.
@@ -427,6 +431,151 @@ impl PgLedger {
             Ok(())
         })
     }
+}
+
+impl PgLedger {
+    /// Everything in the schema as export records (see
+    /// [`crate::StateStore::export_records`]), read in one transaction.
+    pub fn export_records(&self) -> Result<Vec<Record>, LedgerError> {
+        let shown = self.shown.clone();
+        self.call("export", move |w| {
+            let mut tx = w.conn()?.tx()?;
+            let records = export_in(&mut tx, &shown)?;
+            tx.commit()?;
+            Ok(records)
+        })
+    }
+
+    /// Add exported records (see [`crate::StateStore::import_records`]) in one transaction,
+    /// holding the row lock of every day it adds entries to, as a reservation would: a runner
+    /// reserving meanwhile counts them.
+    pub fn import_records(&self, records: &[Record]) -> Result<ImportSummary, LedgerError> {
+        let records = records.to_vec();
+        let shown = self.shown.clone();
+        self.call("import", move |w| {
+            let mut tx = w.conn()?.tx()?;
+            let mut days: Vec<String> = records
+                .iter()
+                .filter_map(|r| match r {
+                    Record::Entry(e) => Some(e.day.to_string()),
+                    _ => None,
+                })
+                .collect();
+            days.sort_unstable();
+            days.dedup();
+            for day in &days {
+                tx.execute(
+                    "INSERT INTO issueloop.ledger_days (day) VALUES ($1) ON CONFLICT (day) DO NOTHING",
+                    &[day],
+                )?;
+                tx.query_one(
+                    "SELECT day FROM issueloop.ledger_days WHERE day = $1 FOR UPDATE",
+                    &[day],
+                )?;
+            }
+            let current = export_in(&mut tx, &shown)?;
+            let plan = plan_import(&current, &records)?;
+            for e in &plan.entries {
+                let owner = e.owner.as_ref();
+                tx.execute(
+                    "INSERT INTO issueloop.ledger_entries
+                        (run_id, repo, issue, day, state, reserved_micros, cost_micros, overspent,
+                         reserved_at_ms, expires_at_ms, closed_at_ms,
+                         owner_host, owner_pid, owner_start)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                    &[
+                        &e.run_id.as_str(),
+                        &e.repo,
+                        &i64::try_from(e.issue).unwrap_or(i64::MAX),
+                        &e.day.to_string(),
+                        &e.state.id(),
+                        &e.reserved_micros,
+                        &e.cost_micros,
+                        &e.overspent,
+                        &e.reserved_at.as_millisecond(),
+                        &e.expires_at.as_millisecond(),
+                        &e.closed_at.map(|t| t.as_millisecond()),
+                        &owner.map(|o| o.host.as_str()),
+                        &owner.and_then(|o| o.pid).map(i64::from),
+                        &owner.and_then(|o| o.start.as_deref()),
+                    ],
+                )?;
+            }
+            for e in &plan.events {
+                tx.execute(
+                    "INSERT INTO issueloop.journal_events (run_id, at_ms, type, payload)
+                     VALUES ($1, $2, $3, $4)",
+                    &[
+                        &e.run_id.as_str(),
+                        &e.at.as_millisecond(),
+                        &e.kind,
+                        &e.payload.to_string(),
+                    ],
+                )?;
+            }
+            for v in &plan.values {
+                tx.execute(
+                    "INSERT INTO issueloop.kv (key, value) VALUES ($1, $2)",
+                    &[&v.key, &v.value],
+                )?;
+            }
+            tx.commit()?;
+            Ok(plan.summary)
+        })
+    }
+}
+
+fn export_in(tx: &mut Tx<'_>, shown: &Path) -> Result<Vec<Record>, TxError> {
+    const ENTRIES: &str = "SELECT run_id, repo, issue, day, state, reserved_micros, cost_micros, \
+         overspent, reserved_at_ms, expires_at_ms, closed_at_ms, owner_host, owner_pid, \
+         owner_start FROM issueloop.ledger_entries ORDER BY reserved_at_ms, run_id";
+    let mut out = Vec::new();
+    for row in tx.query(ENTRIES, &[])? {
+        let entry = entry_from_row(shown, &row)?;
+        let owner = row
+            .try_get::<_, Option<String>>(11)?
+            .map(|host| -> Result<OwnerRecord, TxError> {
+                Ok(OwnerRecord {
+                    host,
+                    pid: row
+                        .try_get::<_, Option<i64>>(12)?
+                        .and_then(|p| u32::try_from(p).ok()),
+                    start: row.try_get(13)?,
+                })
+            })
+            .transpose()?;
+        out.push(Record::Entry(EntryRecord::new(&entry, owner)));
+    }
+    let runs = tx
+        .query(
+            "SELECT run_id FROM issueloop.journal_events GROUP BY run_id ORDER BY MIN(seq)",
+            &[],
+        )?
+        .iter()
+        .map(|r| r.try_get::<_, String>(0))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut events = Vec::new();
+    for run in runs {
+        events.extend(events_in(tx, shown, &RunId::from_stored(run))?);
+    }
+    events.sort_by_key(|e| e.seq);
+    out.extend(events.into_iter().map(|e| {
+        Record::Event(EventRecord {
+            version: TRANSFER_VERSION,
+            run_id: e.run_id,
+            at: e.at,
+            kind: e.kind,
+            payload: e.payload,
+        })
+    }));
+    for row in tx.query("SELECT key, value FROM issueloop.kv ORDER BY key", &[])? {
+        out.push(Record::Value(ValueRecord {
+            version: TRANSFER_VERSION,
+            key: row.try_get(0)?,
+            value: row.try_get(1)?,
+        }));
+    }
+    Ok(out)
 }
 
 /// The client configuration: the URL's settings, plus timeouts and an application name where

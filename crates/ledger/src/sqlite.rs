@@ -17,6 +17,10 @@ use crate::ledger::{
 };
 use crate::money::Usd;
 use crate::owner::{ProcessOwner, owner_is_gone, process_start};
+use crate::transfer::{
+    EntryRecord, EventRecord, ImportSummary, OwnerRecord, Record, TRANSFER_VERSION, ValueRecord,
+    plan_import,
+};
 
 /// Masks secrets in every string of a JSON value (the one rule of `issueloop_config::redact`).
 pub(crate) fn redact_json(value: &mut serde_json::Value) {
@@ -632,6 +636,128 @@ impl SqliteLedger {
                 })
             })
             .collect()
+    }
+}
+
+impl SqliteLedger {
+    /// Everything in the file as export records (see [`crate::StateStore::export_records`]),
+    /// read in one transaction.
+    pub fn export_records(&self) -> Result<Vec<Record>, LedgerError> {
+        self.write("export", |tx| self.export_in(tx))
+    }
+
+    /// Add exported records (see [`crate::StateStore::import_records`]) in one transaction.
+    pub fn import_records(&self, records: &[Record]) -> Result<ImportSummary, LedgerError> {
+        self.write("import", |tx| {
+            let current = self.export_in(tx)?;
+            let plan = plan_import(&current, records)?;
+            for e in &plan.entries {
+                let owner = e.owner.as_ref();
+                tx.execute(
+                    "INSERT INTO ledger_entries
+                        (run_id, repo, issue, day, state, reserved_micros, cost_micros, overspent,
+                         reserved_at_ms, expires_at_ms, closed_at_ms,
+                         owner_host, owner_pid, owner_start)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                    params![
+                        e.run_id.as_str(),
+                        e.repo,
+                        i64::try_from(e.issue).unwrap_or(i64::MAX),
+                        e.day.to_string(),
+                        e.state.id(),
+                        e.reserved_micros,
+                        e.cost_micros,
+                        e.overspent,
+                        e.reserved_at.as_millisecond(),
+                        e.expires_at.as_millisecond(),
+                        e.closed_at.map(|t| t.as_millisecond()),
+                        owner.map(|o| o.host.as_str()),
+                        owner.and_then(|o| o.pid).map(i64::from),
+                        owner.and_then(|o| o.start.as_deref()),
+                    ],
+                )?;
+            }
+            for e in &plan.events {
+                tx.execute(
+                    "INSERT INTO journal_events (run_id, at_ms, type, payload)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        e.run_id.as_str(),
+                        e.at.as_millisecond(),
+                        e.kind,
+                        e.payload.to_string()
+                    ],
+                )?;
+            }
+            for v in &plan.values {
+                tx.execute(
+                    "INSERT INTO kv (key, value) VALUES (?1, ?2)",
+                    [&v.key, &v.value],
+                )?;
+            }
+            Ok(plan.summary)
+        })
+    }
+
+    fn export_in(&self, conn: &Connection) -> Result<Vec<Record>, TxError> {
+        let mut out = Vec::new();
+        let owned = {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {ENTRY_COLUMNS}, owner_host, owner_pid, owner_start FROM ledger_entries
+                 ORDER BY reserved_at_ms, run_id"
+            ))?;
+            stmt.query_map([], |r| {
+                Ok((
+                    RawEntry::from_row(r)?,
+                    r.get::<_, Option<String>>(11)?,
+                    r.get::<_, Option<i64>>(12)?,
+                    r.get::<_, Option<String>>(13)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?
+        };
+        for (raw, host, pid, start) in owned {
+            let entry = raw.into_entry(self)?;
+            let owner = host.map(|host| OwnerRecord {
+                host,
+                pid: pid.and_then(|p| u32::try_from(p).ok()),
+                start,
+            });
+            out.push(Record::Entry(EntryRecord::new(&entry, owner)));
+        }
+        let runs: Vec<String> = {
+            let mut stmt =
+                conn.prepare("SELECT DISTINCT run_id FROM journal_events ORDER BY run_id")?;
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        let mut events = Vec::new();
+        for run in runs {
+            events.extend(self.events_in(conn, &RunId::from_stored(run))?);
+        }
+        events.sort_by_key(|e| e.seq);
+        out.extend(events.into_iter().map(|e| {
+            Record::Event(EventRecord {
+                version: TRANSFER_VERSION,
+                run_id: e.run_id,
+                at: e.at,
+                kind: e.kind,
+                payload: e.payload,
+            })
+        }));
+        let values: Vec<(String, String)> = {
+            let mut stmt = conn.prepare("SELECT key, value FROM kv ORDER BY key")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?
+        };
+        out.extend(values.into_iter().map(|(key, value)| {
+            Record::Value(ValueRecord {
+                version: TRANSFER_VERSION,
+                key,
+                value,
+            })
+        }));
+        Ok(out)
     }
 }
 
