@@ -17,6 +17,7 @@ use issueloop_ledger::{
     Reservation, ReserveOutcome, ReserveRequest, RunId, RunSummary, Settlement, SqliteLedger,
     StateStore, Usd, admit, check_release, check_settle, to_millis, utc_day,
 };
+use issueloop_ledger::{EntryRecord, ImportSummary, Record, plan_import};
 use issueloop_workspace::{CasOutcome, RemoteSpec, fetch_branch, push_branch_cas};
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -162,6 +163,16 @@ impl Snapshot<'_> {
             .collect();
         days.sort_unstable_by(|a, b| b.cmp(a));
         days
+    }
+
+    /// Every day's entries, oldest first.
+    fn all_entries(&self) -> Result<Vec<LedgerEntry>, String> {
+        let mut all = Vec::new();
+        for day in self.days() {
+            all.extend(self.day(day)?.sorted());
+        }
+        all.sort_by(|a, b| (a.reserved_at, &a.run_id).cmp(&(b.reserved_at, &b.run_id)));
+        Ok(all)
     }
 
     /// The day a run reserved on and its replayed day: the day in the run id's time stamp
@@ -719,4 +730,94 @@ impl StateStore for GithubState {
     fn expire_dead(&self, _now: Timestamp) -> Result<Vec<Expired>, LedgerError> {
         Ok(Vec::new())
     }
+
+    /// The branch's entries (replayed; no owner: the branch records only the host, and the
+    /// clock alone expires its reservations), then this machine's journal and named values.
+    fn export_records(&self) -> Result<Vec<Record>, LedgerError> {
+        let entries = self.read(|snap| snap.all_entries())?;
+        let mut out: Vec<Record> = entries
+            .iter()
+            .map(|e| Record::Entry(EntryRecord::new(e, None)))
+            .collect();
+        out.extend(
+            self.local
+                .export_records()?
+                .into_iter()
+                .filter(|r| !matches!(r, Record::Entry(_))),
+        );
+        Ok(out)
+    }
+
+    /// Entries go to the branch in one commit (one push): each as the lines that replay to it,
+    /// its reservation line carrying no limits of its own (it is history: the cap does not
+    /// refuse it, and it counts against its day). Events and named values go to this machine's
+    /// journal. Conflicts in either are found before anything is written.
+    fn import_records(&self, records: &[Record]) -> Result<ImportSummary, LedgerError> {
+        let (entries, local): (Vec<Record>, Vec<Record>) = records
+            .iter()
+            .cloned()
+            .partition(|r| matches!(r, Record::Entry(_)));
+        plan_import(&self.local.export_records()?, &local)?;
+        let on_branch = self.transact(|snap| {
+            let current: Vec<Record> = snap
+                .all_entries()
+                .map_err(|e| self.bad_log(e))?
+                .iter()
+                .map(|e| Record::Entry(EntryRecord::new(e, None)))
+                .collect();
+            let plan = plan_import(&current, &entries)?;
+            if plan.entries.is_empty() {
+                return Ok(Step::Done(plan.summary));
+            }
+            let appends = plan
+                .entries
+                .iter()
+                .flat_map(|e| {
+                    import_lines(e)
+                        .into_iter()
+                        .map(move |line| (day_path(e.day), line.render()))
+                })
+                .collect();
+            Ok(Step::Write {
+                appends,
+                message: format!("import {} ledger entries", plan.entries.len()),
+                value: plan.summary,
+            })
+        })?;
+        let here = self.local.import_records(&local)?;
+        Ok(ImportSummary {
+            entries_added: on_branch.entries_added,
+            entries_present: on_branch.entries_present,
+            ..here
+        })
+    }
+}
+
+/// The log lines that replay to an imported entry: its reservation, without limits of its own
+/// (the largest cap and run count), then how it ended.
+fn import_lines(e: &EntryRecord) -> Vec<Line> {
+    let mut lines = vec![Line::Reserve {
+        run: e.run_id.clone(),
+        repo: e.repo.clone(),
+        issue: e.issue,
+        amount_micros: e.reserved_micros,
+        cap_micros: i64::MAX,
+        max_runs: u32::MAX,
+        at: e.reserved_at,
+        expires_at: e.expires_at,
+        host: e.owner.as_ref().map(|o| o.host.clone()),
+    }];
+    let run = e.run_id.clone();
+    let at = e.closed_at.unwrap_or(e.reserved_at);
+    match e.state {
+        EntryState::Reserved => {}
+        EntryState::Settled => lines.push(Line::Settle {
+            run,
+            cost_micros: e.cost_micros.unwrap_or(0),
+            at,
+        }),
+        EntryState::Released => lines.push(Line::Release { run, at }),
+        EntryState::Expired => lines.push(Line::Expire { run, at }),
+    }
+    lines
 }
