@@ -179,7 +179,12 @@ fn a_scheduled_tick_opens_one_draft_pr_reports_it_and_keeps_the_ledger() {
         !again.home.join(".claude/claude-standin.log").exists(),
         "no agent ran again"
     );
-    assert_eq!(w.runner.cache_keys().len(), 1, "{:?}", w.runner.cache_keys());
+    assert_eq!(
+        w.runner.cache_keys().len(),
+        1,
+        "{:?}",
+        w.runner.cache_keys()
+    );
 
     // Any machine with the token reads the same day from the branch: a folder with nothing but
     // the repository's configuration (no state file, no cache) shows the day's spend.
