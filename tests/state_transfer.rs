@@ -5,6 +5,12 @@
 //! expiry), the same entries. A second import changes nothing; a file that disagrees with the
 //! store about a run is refused (exit 2) and writes nothing.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+#![expect(
+    clippy::disallowed_types,
+    reason = "a test runs programs directly (the binary under test) to set up and observe"
+)]
+
 mod support;
 
 use std::path::Path;

@@ -3,6 +3,8 @@
 //! nothing, a conflicting one writes nothing, and an unsettled reservation stays unsettled with
 //! its expiry and owner, so the target charges it in full when it expires.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+
 mod support;
 
 use std::time::Duration;

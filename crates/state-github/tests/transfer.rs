@@ -3,6 +3,8 @@
 //! runner's folder, a second import writes nothing, a conflicting one writes nothing, and an
 //! unsettled reservation is charged in full by whichever runner sees it expire.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+
 use std::time::Duration;
 
 use issueloop_ledger::{
