@@ -5,21 +5,80 @@
 
 use std::sync::Arc;
 
+use issueloop_config::RepoName;
 use issueloop_config::{Config, Env, StateBackend};
 use issueloop_forge::Forge;
 use issueloop_ledger::{Access, LedgerError, StateStore, open_state};
-use issueloop_state_github::{GithubState, GithubStateOptions};
+use issueloop_state_github::{GithubState, GithubStateOptions, RemoteRefresh};
 use issueloop_workspace::{Credentials, RemoteSpec};
 
 /// The store `[state] backend` names; `None` for a read-only open of a store never created.
 /// A read-only `github` store (a dry run) keeps this machine's journal in memory.
+/// The `github` store asks the forge for the repository's credentials again when a fetch or push
+/// fails, so a long `serve` with an App outlives its hour-long installation tokens.
 pub async fn open_store(
     config: &Config,
     env: &Env,
-    forge: &dyn Forge,
+    forge: &Arc<dyn Forge>,
     access: Access,
 ) -> Result<Option<Arc<dyn StateStore>>, LedgerError> {
-    open_with(config, env, forge, access, Local::InMemoryWhenReadOnly).await
+    let refresh = tokio::runtime::Handle::try_current()
+        .ok()
+        .map(|runtime| Refresh {
+            runtime,
+            forge: forge.clone(),
+        });
+    open_with(
+        config,
+        env,
+        forge.as_ref(),
+        access,
+        Local::InMemoryWhenReadOnly,
+        refresh,
+    )
+    .await
+}
+
+/// How a tick's store gets the state repository's remote anew: from the forge, on the tick's
+/// runtime.
+struct Refresh {
+    runtime: tokio::runtime::Handle,
+    forge: Arc<dyn Forge>,
+}
+
+/// How long a store waits for the forge to give the remote anew.
+const REFRESH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Refresh {
+    /// The store calls this from synchronous code, maybe on one of the runtime's own threads:
+    /// the forge is asked on a thread of its own, with a deadline.
+    fn into_hook(self, repo: RepoName) -> RemoteRefresh {
+        RemoteRefresh(Arc::new(move || {
+            let (runtime, forge, repo) = (self.runtime.clone(), self.forge.clone(), repo.clone());
+            let (answer, answered) = std::sync::mpsc::sync_channel(1);
+            std::thread::Builder::new()
+                .name("issueloop-state-credentials".into())
+                .spawn(move || {
+                    let target = runtime.block_on(forge.push_target(&repo));
+                    let _ = answer.send(target.map_err(|e| e.to_string()));
+                })
+                .map_err(|e| format!("cannot start a thread: {e}"))?;
+            let target = answered
+                .recv_timeout(REFRESH_TIMEOUT)
+                .map_err(|_| format!("the forge did not answer within {REFRESH_TIMEOUT:?}"))??;
+            Ok(remote_spec(target))
+        }))
+    }
+}
+
+fn remote_spec(target: issueloop_forge::PushTarget) -> RemoteSpec {
+    RemoteSpec::new(
+        target.url,
+        target.credentials.map(|c| Credentials {
+            username: c.username,
+            token: c.password,
+        }),
+    )
 }
 
 /// Where a `github` store keeps this machine's journal and named values.
@@ -54,7 +113,16 @@ pub fn open_store_blocking(
             .map_err(|e| LedgerError::Unconfigured {
                 detail: format!("the `github` backend needs the forge: {e}"),
             })?;
-        open_with(config, env, forge.as_ref(), access, Local::FileWhenItExists).await
+        // A command's store lives shorter than any token: nothing to refresh.
+        open_with(
+            config,
+            env,
+            forge.as_ref(),
+            access,
+            Local::FileWhenItExists,
+            None,
+        )
+        .await
     })
 }
 
@@ -64,6 +132,7 @@ async fn open_with(
     forge: &dyn Forge,
     access: Access,
     local: Local,
+    refresh: Option<Refresh>,
 ) -> Result<Option<Arc<dyn StateStore>>, LedgerError> {
     if config.state.backend != StateBackend::Github {
         return open_state(&config.state, env, access);
@@ -83,13 +152,7 @@ async fn open_with(
         .map_err(|e| LedgerError::Unconfigured {
             detail: format!("cannot reach the state repository `{}`: {e}", repo.full()),
         })?;
-    let remote = RemoteSpec::new(
-        target.url,
-        target.credentials.map(|c| Credentials {
-            username: c.username,
-            token: c.password,
-        }),
-    );
+    let remote = remote_spec(target);
     let clone_dir = config
         .git
         .cache_dir
@@ -105,6 +168,7 @@ async fn open_with(
     };
     let mut opts = GithubStateOptions::new(remote, clone_dir, local);
     opts.branch = config.state.branch.clone();
+    opts.refresh = refresh.map(|r| r.into_hook(repo.clone()));
     let store = tokio::task::spawn_blocking(move || GithubState::open(opts))
         .await
         .map_err(|e| LedgerError::Unconfigured {

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use git2::{FileMode, Oid, Repository, Signature, Tree};
@@ -46,6 +46,19 @@ pub struct GithubStateOptions {
     pub network_timeout: Duration,
     /// How many times a write is tried before giving up on contention.
     pub max_attempts: u32,
+    /// Gives the remote anew after a fetch or push failed: its credentials may have expired (an
+    /// App's installation token lasts an hour). `None`: the remote as given, always.
+    pub refresh: Option<RemoteRefresh>,
+}
+
+/// See [`GithubStateOptions::refresh`].
+#[derive(Clone)]
+pub struct RemoteRefresh(pub Arc<dyn Fn() -> Result<RemoteSpec, String> + Send + Sync>);
+
+impl std::fmt::Debug for RemoteRefresh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RemoteRefresh")
+    }
 }
 
 impl GithubStateOptions {
@@ -57,6 +70,7 @@ impl GithubStateOptions {
             local_path,
             network_timeout: Duration::from_secs(60),
             max_attempts: 12,
+            refresh: None,
         }
     }
 }
@@ -88,6 +102,8 @@ struct Inner {
 /// values stay in a local SQLite file, and a summary of every finished run is added to the log.
 pub struct GithubState {
     opts: GithubStateOptions,
+    /// The remote as last given (`opts.remote`, or a refreshed one).
+    remote: Mutex<RemoteSpec>,
     inner: Mutex<Inner>,
     local: SqliteLedger,
     counters: Counters,
@@ -226,6 +242,7 @@ impl GithubState {
         };
         let local = SqliteLedger::open(&opts.local_path)?;
         let store = GithubState {
+            remote: Mutex::new(opts.remote.clone()),
             opts,
             inner: Mutex::new(Inner {
                 repo,
@@ -308,16 +325,50 @@ impl GithubState {
         }
     }
 
+    /// Run a network operation on the remote; when it fails and the options can give the remote
+    /// again (a fresh installation token: they expire after an hour), once more with that.
+    fn with_remote<T, E: std::fmt::Display>(
+        &self,
+        op: impl Fn(&RemoteSpec) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let remote = self
+            .remote
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let failed = match op(&remote) {
+            Ok(value) => return Ok(value),
+            Err(e) => e,
+        };
+        let Some(refresh) = &self.opts.refresh else {
+            return Err(failed);
+        };
+        match (refresh.0)() {
+            Ok(fresh) => {
+                tracing::debug!(error = %failed, "state branch: trying again with the remote given anew");
+                *self.remote.lock().unwrap_or_else(PoisonError::into_inner) = fresh.clone();
+                op(&fresh)
+            }
+            Err(why) => {
+                tracing::warn!(%why, "state branch: cannot get the repository's credentials anew");
+                Err(failed)
+            }
+        }
+    }
+
     fn fetch(&self, inner: &mut Inner) -> Result<(), LedgerError> {
         self.counters.fetches.fetch_add(1, Ordering::Relaxed);
-        let tip = fetch_branch(
-            &inner.repo,
-            &self.opts.remote,
-            &self.opts.branch,
-            TRACKING_REF,
-            self.opts.network_timeout,
-        )
-        .map_err(|e| self.storage("fetch the state branch", e))?;
+        let tip = self
+            .with_remote(|remote| {
+                fetch_branch(
+                    &inner.repo,
+                    remote,
+                    &self.opts.branch,
+                    TRACKING_REF,
+                    self.opts.network_timeout,
+                )
+            })
+            .map_err(|e| self.storage("fetch the state branch", e))?;
         inner.tip = tip;
         inner.fetched = true;
         Ok(())
@@ -398,15 +449,18 @@ impl GithubState {
                 } => {
                     let commit = self.commit(&inner, &appends, &message)?;
                     self.counters.pushes.fetch_add(1, Ordering::Relaxed);
-                    let outcome = push_branch_cas(
-                        &inner.repo,
-                        &self.opts.remote,
-                        &self.opts.branch,
-                        commit,
-                        inner.tip,
-                        self.opts.network_timeout,
-                    )
-                    .map_err(|e| self.storage("push to the state branch", e))?;
+                    let outcome = self
+                        .with_remote(|remote| {
+                            push_branch_cas(
+                                &inner.repo,
+                                remote,
+                                &self.opts.branch,
+                                commit,
+                                inner.tip,
+                                self.opts.network_timeout,
+                            )
+                        })
+                        .map_err(|e| self.storage("push to the state branch", e))?;
                     match outcome {
                         CasOutcome::Updated => {
                             inner.tip = Some(commit);
