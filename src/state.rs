@@ -14,7 +14,7 @@ use issueloop_workspace::{Credentials, RemoteSpec};
 pub async fn open_store(
     config: &Config,
     env: &Env,
-    forge: &dyn Forge,
+    forge: &Forge,
     access: Access,
 ) -> Result<Option<Arc<dyn StateStore>>, LedgerError> {
     if config.state.backend != StateBackend::Github {

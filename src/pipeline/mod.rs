@@ -42,7 +42,7 @@ const POSTED_COMMENTS_KEY: &str = "forge.posted_comments";
 pub struct Pipeline {
     pub config: Arc<Config>,
     pub env: Env,
-    pub forge: Arc<dyn Forge>,
+    pub forge: Arc<Forge>,
     /// The ledger, journal and named values of the configured `[state] backend`.
     pub store: Arc<dyn StateStore>,
     pub workspace: Workspace,

@@ -10,8 +10,8 @@ use common::{REPO, World, scenario};
 use issueloop_config::{DraftFallback, Env};
 use issueloop_fake_github::{FakeOptions, FaultKind, RepoSpec};
 use issueloop_forge::{
-    BusyReason, ClaimOutcome, ClaimRequest, Clock, Forge, ForgeError, Politeness, PollState,
-    PrAction, PrRequest, Release, TakeoverReason, UNKNOWN_ACTOR,
+    BusyReason, ClaimOutcome, ClaimRequest, Clock, ForgeError, Politeness, PollState, PrAction,
+    PrRequest, Release, TakeoverReason, UNKNOWN_ACTOR,
 };
 use issueloop_triage::{
     Permission, SkipReason, claim_stale_after, comment_marker, pr_marker, select,

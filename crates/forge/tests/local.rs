@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::{git, scenario};
 use issueloop_config::{Config, ForgeKind, RepoName};
 use issueloop_forge::{
-    BusyReason, ClaimOutcome, ClaimRequest, Clock, Forge, ForgeError, LocalForge, ManualClock,
-    PollState, PrAction, PrRequest, Release, TakeoverReason,
+    BusyReason, ClaimOutcome, ClaimRequest, Clock, ForgeError, LocalForge, ManualClock, PollState,
+    PrAction, PrRequest, Release, TakeoverReason,
 };
 use issueloop_triage::{Permission, SkipReason, claim_stale_after, comment_marker, select};
 use tempfile::TempDir;
