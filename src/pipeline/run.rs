@@ -13,11 +13,12 @@ use issueloop_forge::{Claim, ClaimOutcome, ClaimRequest, PrRequest, Release, Rep
 use issueloop_gates::{GateReport, GateStatus};
 use issueloop_ledger::{Event, RunId, RunStatus as JournalStatus, Usd};
 use issueloop_policy::{CompiledPolicy, Verdict};
-use issueloop_runtime::{BackendOutcome, Brief, RunLimits};
-use issueloop_triage::{
-    BudgetSummary, CandidateFacts, CommentInput, DiffStat, Failure, FileStat, GateRow,
-    PolicyVerdict, PrBodyInput, RunOutcome, Selected, StageRow, TakeoverCommentInput,
+use issueloop_publish::{
+    BudgetSummary, CommentInput, DiffStat, Failure, FileStat, GateRow, PolicyVerdict, PrBodyInput,
+    RunOutcome, StageRow, TakeoverCommentInput,
 };
+use issueloop_runtime::{BackendOutcome, Brief, RunLimits};
+use issueloop_triage::{CandidateFacts, Selected};
 use issueloop_workspace::{BaseRef, CommitOutcome, Credentials, PushOutcome, RemoteSpec, Worktree};
 use jiff::Timestamp;
 use tracing::Instrument;
@@ -143,7 +144,7 @@ impl Pipeline {
             )
         };
         let takeover_comment = item.facts.claim.as_ref().map(|c| {
-            issueloop_triage::takeover_comment(&TakeoverCommentInput {
+            issueloop_publish::takeover_comment(&TakeoverCommentInput {
                 issue_number: number,
                 run_id: item.run_id.to_string(),
                 claim_label: self.config.labels.in_progress.clone(),
@@ -428,7 +429,7 @@ impl Pipeline {
         }
         crate::failpoint::hit(&self.env, "after_push");
 
-        let body = issueloop_triage::pr_body(&PrBodyInput {
+        let body = issueloop_publish::pr_body(&PrBodyInput {
             issue_number: number,
             issue_title: item.facts.issue.title.clone(),
             summary: state.summary.clone(),
@@ -457,7 +458,7 @@ impl Pipeline {
                 issue: number,
                 branch: item.branch.clone(),
                 base: item.repo_info.default_branch.clone(),
-                title: issueloop_triage::pr_title(number, &item.facts.issue.title, false),
+                title: issueloop_publish::pr_title(number, &item.facts.issue.title, false),
                 body,
                 known: item.facts.open_pr.clone(),
             })
@@ -768,7 +769,7 @@ impl Pipeline {
             Ok(pr) => {
                 journal_status = (JournalStatus::Succeeded, None);
                 row.pr = Some(pr.url.clone());
-                let comment = issueloop_triage::outcome_comment(&CommentInput {
+                let comment = issueloop_publish::outcome_comment(&CommentInput {
                     issue_number: number,
                     run_id: item.run_id.to_string(),
                     outcome: RunOutcome::Published {
@@ -809,7 +810,7 @@ impl Pipeline {
                     Some(failure.reason.id().to_owned()),
                 );
                 if failure.reason.notifies_issue() {
-                    let comment = issueloop_triage::outcome_comment(&CommentInput {
+                    let comment = issueloop_publish::outcome_comment(&CommentInput {
                         issue_number: number,
                         run_id: item.run_id.to_string(),
                         outcome: RunOutcome::Failed(Failure {
@@ -887,7 +888,7 @@ impl Pipeline {
     async fn tell_issue(&self, item: &Reserved, comment: &str, labels: &[String]) {
         let repo = &item.selected.repo;
         let number = item.selected.number;
-        let marker = issueloop_triage::comment_marker(number);
+        let marker = issueloop_publish::comment_marker(number);
         if let Err(e) = self
             .forge
             .upsert_comment(repo, number, &marker, comment)

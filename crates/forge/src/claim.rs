@@ -35,7 +35,7 @@ pub struct ClaimRequest {
     /// Age after which a claim *without a lease record* is stale: the run's wall-clock budget
     /// plus grace (`issueloop_triage::claim_stale_after`). Claims with a lease ignore it.
     pub stale_after: Duration,
-    /// Comment posted when a stale claim is taken over (`issueloop_triage::takeover_comment`);
+    /// Comment posted when a stale claim is taken over (`issueloop_publish::takeover_comment`);
     /// the forge writes a short one of its own when `None`. Its time refreshes the claim.
     pub takeover_comment: Option<String>,
     /// Who holds the lease: the run's id.

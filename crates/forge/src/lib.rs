@@ -14,7 +14,6 @@ pub mod github;
 pub mod local;
 pub mod poll;
 mod stats;
-pub mod text;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -211,8 +210,8 @@ pub struct PrRequest {
     pub base: String,
     /// Used when the PR is opened; an existing PR keeps the title a person may have edited.
     pub title: String,
-    /// issueloop's section (`issueloop_triage::pr_body`). An existing PR keeps the text a person
-    /// wrote around it (`issueloop_triage::replace_bot_section`). The hidden marker and
+    /// issueloop's section (`issueloop_publish::pr_body`). An existing PR keeps the text a person
+    /// wrote around it (`issueloop_publish::replace_bot_section`). The hidden marker and
     /// `Closes #N` are added when missing.
     pub body: String,
     /// The PR the candidate facts showed (`CandidateFacts::open_pr`), when any.

@@ -13,7 +13,8 @@ use issueloop_forge::{
     BusyReason, ClaimOutcome, ClaimRequest, Clock, ForgeError, LocalForge, ManualClock, PollState,
     PrAction, PrRequest, Release, TakeoverReason,
 };
-use issueloop_triage::{Permission, SkipReason, claim_stale_after, comment_marker, select};
+use issueloop_publish::comment_marker;
+use issueloop_triage::{Permission, SkipReason, claim_stale_after, select};
 use tempfile::TempDir;
 
 const DOCS: &str = include_str!("../../../docs/forges.md");

@@ -2,6 +2,7 @@
 //! over a stale or expired claim, and releasing one.
 
 use issueloop_config::RepoName;
+use issueloop_publish::fallback;
 use issueloop_triage::LeaseFacts;
 
 use super::lease::{HeldLease, lease_ref};
@@ -141,22 +142,17 @@ impl GithubForge {
                 TakeoverReason::StaleClaim { .. } | TakeoverReason::LeaseExpired { .. },
                 Some(text),
             ) => text.clone(),
-            (TakeoverReason::LeaseExpired { holder, expired_at }, None) => format!(
-                "issueloop is taking over this issue: the lease of run `{holder}` expired at \
-                 {expired_at} without a renewal."
-            ),
-            (TakeoverReason::StaleClaim { since, age_secs }, None) => format!(
-                "issueloop is taking over a stale claim on this issue: `{}` has been set since {since} \
-                 ({age_secs} s), longer than a run may take.",
-                self.labels.in_progress
-            ),
-            (TakeoverReason::LeftoverBranch { sha }, _) => format!(
-                "issueloop is taking over branch `{}`, left at `{}` by a run that did not finish.",
-                req.branch,
-                sha.get(..12).unwrap_or(sha)
-            ),
+            (TakeoverReason::LeaseExpired { holder, expired_at }, None) => {
+                fallback::lease_expired_comment(holder, *expired_at)
+            }
+            (TakeoverReason::StaleClaim { since, age_secs }, None) => {
+                fallback::stale_claim_comment(&self.labels.in_progress, *since, *age_secs)
+            }
+            (TakeoverReason::LeftoverBranch { sha }, _) => {
+                fallback::leftover_branch_comment(&req.branch, sha)
+            }
         };
-        let marker = issueloop_triage::takeover_comment_marker(req.issue);
+        let marker = issueloop_publish::takeover_comment_marker(req.issue);
         // The comment's time refreshes the claim for every other runner.
         self.upsert_comment(repo, req.issue, &marker, &comment)
             .await?;

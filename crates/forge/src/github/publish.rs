@@ -2,13 +2,13 @@
 //! text) and the comments issueloop writes, found again by their hidden marker.
 
 use issueloop_config::{DraftFallback, RepoName};
-use issueloop_triage::{PrRef, replace_bot_section};
+use issueloop_publish::{ensure_marker, ensure_pr_body, replace_bot_section};
+use issueloop_triage::PrRef;
 use serde_json::json;
 
 use super::transport::{Method, Retry};
 use super::{GithubForge, PAGE, facts, wire};
 use crate::error::ForgeError;
-use crate::text::{ensure_marker, ensure_pr_body};
 use crate::{CommentRef, PrAction, PrOutcome, PrRequest};
 
 impl GithubForge {

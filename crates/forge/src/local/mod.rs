@@ -11,9 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use issueloop_config::{Config, ForgeKind, Labels, RepoName};
+use issueloop_publish::{
+    ensure_marker, ensure_pr_body, marked_issue, replace_bot_section, takeover_comment_marker,
+};
 use issueloop_triage::{
-    BodyEdit, CandidateFacts, ClaimFacts, Issue, LabelEvent, Permission, PrRef, marked_issue,
-    replace_bot_section, takeover_comment_marker,
+    BodyEdit, CandidateFacts, ClaimFacts, Issue, LabelEvent, Permission, PrRef,
 };
 use jiff::Timestamp;
 
@@ -29,7 +31,6 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::ForgeError;
 use crate::poll::RepoPoll;
 use crate::stats::RequestStats;
-use crate::text::{ensure_marker, ensure_pr_body};
 use crate::{CommentRef, PrAction, PrOutcome, PrRequest, PushTarget, RepoInfo};
 
 const DEFAULT_BOT: &str = "issueloop";
@@ -534,13 +535,10 @@ impl LocalForge {
             std::slice::from_ref(&self.labels.in_progress),
         )
         .await?;
-        if let Some(reason) = &took_over {
-            let text = req.takeover_comment.clone().unwrap_or_else(|| match (reason, &held_lease) {
-                (_, Some(old)) => format!(
-                    "issueloop is taking over a claim whose lease (run `{}`) expired at {} without a renewal.",
-                    old.holder, old.expires
-                ),
-                _ => "issueloop is taking over a stale claim on this issue.".to_owned(),
+        if took_over.is_some() {
+            let text = req.takeover_comment.clone().unwrap_or_else(|| {
+                let expired = held_lease.as_ref().map(|l| (l.holder.as_str(), l.expires));
+                issueloop_publish::fallback::local_takeover_comment(expired)
             });
             self.upsert_comment(repo, req.issue, &takeover_comment_marker(req.issue), &text)
                 .await?;
