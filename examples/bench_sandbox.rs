@@ -7,6 +7,12 @@
 //! cargo build && cargo run --example bench_sandbox [-- N]
 //! ```
 
+#![expect(
+    clippy::disallowed_types,
+    clippy::disallowed_methods,
+    reason = "a test runs programs directly (git, the binary under test) to set up and observe and reads its own test settings from the environment"
+)]
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

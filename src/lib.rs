@@ -11,6 +11,7 @@ pub mod failpoint;
 pub mod metrics;
 pub mod pipeline;
 pub mod service;
+pub mod shutdown;
 pub mod state;
 
 pub use issueloop_config as config;

@@ -1,6 +1,8 @@
 //! `issueloop config check` through the real binary: the example resolves, every invalid
 //! fixture exits 2 naming the key and line, file-level problems are one line, never a panic.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;

@@ -2,6 +2,12 @@
 //! validates and arranges the three outcomes, the issues parse, and the fake agent makes each
 //! change and reports it in Claude Code's stream format, with the project's gates passing.
 
+#![expect(clippy::expect_used, reason = "a test: a failed step fails it loudly")]
+#![expect(
+    clippy::disallowed_types,
+    reason = "a test runs programs directly (git, the binary under test) to set up and observe"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 

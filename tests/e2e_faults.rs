@@ -7,6 +7,8 @@
 //! the claim is a branch made through the API); a refused change crashed before and after its
 //! verdict; and the one window the claim protocol cannot recover from by itself.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+
 mod support;
 
 use std::os::unix::process::ExitStatusExt;

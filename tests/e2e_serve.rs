@@ -4,6 +4,8 @@
 //! released, money settled, worktree removed), and exits 0 either way; and a tick never starts
 //! while another runs. (The schedule itself is tested on paused time in `tests/service.rs`.)
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+
 mod support;
 
 use std::path::{Path, PathBuf};

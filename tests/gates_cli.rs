@@ -2,6 +2,12 @@
 //! and exit codes, explicit gates and policy files from the configuration, and one run with real
 //! `uv` that leaves the checkout untouched.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+#![expect(
+    clippy::disallowed_types,
+    reason = "a test runs programs directly (git, the binary under test) to set up and observe"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 

@@ -5,6 +5,8 @@
 //! On the GitHub forge (the fake GitHub), the token stays out of the agent's reach by every
 //! route while it is in use for the API, through to the draft PR.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+
 mod support;
 
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! `issueloop ledger show` and `issueloop runs list/show` through the real binary, on a state
 //! database filled through the library.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -2,6 +2,12 @@
 //! 0, violations exit 1 with the fix, `--json`, `--base`, the configured repository's policy,
 //! and usage errors exit 2. No configuration file is needed.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+#![expect(
+    clippy::disallowed_types,
+    reason = "a test runs programs directly (git, the binary under test) to set up and observe"
+)]
+
 use std::path::Path;
 
 use assert_cmd::Command;

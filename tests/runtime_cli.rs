@@ -1,5 +1,7 @@
 //! `issueloop runtime parse`, `doctor` and `setup --runtime codex` through the real binary.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 

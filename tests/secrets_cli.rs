@@ -2,6 +2,8 @@
 //! every shape in every key of `docs/configuration.md`, in the text and the `--json` output, and
 //! the values of the secret environment variables wherever a configuration echoes them.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;

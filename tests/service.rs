@@ -2,6 +2,8 @@
 //! panics, and shutdown waits for the running tick's cleanup; plus the metrics endpoint over
 //! loopback and the signal helper.
 
+#![expect(clippy::expect_used, reason = "a test: a failed step fails it loudly")]
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,9 +11,9 @@ use std::time::Duration;
 use issueloop::metrics::{Metrics, MetricsServer, render_prometheus};
 use issueloop::report::{LedgerSummary, TickReport};
 use issueloop::service::{
-    Clock, Schedule, ServeOptions, ServeSummary, ShutdownPhase, TickEnd, TickInput, run_once,
-    serve, shutdown_signal,
+    Clock, Schedule, ServeOptions, ServeSummary, TickEnd, TickInput, run_once, serve,
 };
+use issueloop::shutdown::{ShutdownPhase, shutdown_signal};
 use jiff::Timestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

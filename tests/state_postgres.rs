@@ -3,6 +3,12 @@
 //! forge and one PostgreSQL database. The daily cap is the database's, not each runner's:
 //! with a $1.00 cap and four approved issues at $0.50, two runs happen in all.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+#![expect(
+    clippy::disallowed_types,
+    reason = "a test runs programs directly (git, the binary under test) to set up and observe"
+)]
+
 mod support;
 
 use std::path::{Path, PathBuf};

@@ -3,6 +3,8 @@
 //! rerun, all against the fake GitHub. Each log is also checked for what must never be in it: an
 //! ERROR for a request that succeeded, Rust debug formatting, a secret, a raw duration.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+
 mod support;
 
 use std::os::unix::process::ExitStatusExt;

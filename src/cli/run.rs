@@ -108,8 +108,8 @@ pub fn run_config(
     runtime()?.block_on(async move {
         let options = ServeOptions::from_config(&config.service);
         let pipeline = Arc::new(open_pipeline(config, &env, dry_run).await?);
-        let shutdown =
-            service::shutdown_signal().map_err(|e| CliError::failed("signals", e.to_string()))?;
+        let shutdown = crate::shutdown::shutdown_signal()
+            .map_err(|e| CliError::failed("signals", e.to_string()))?;
         let p = pipeline.clone();
         let end = service::run_once(
             &options,
@@ -159,7 +159,7 @@ pub fn serve(args: ServeArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
             .map_err(|e| CliError::usage(e.to_string()))?;
         let mut options = ServeOptions::from_config(&config.service);
         let pipeline = Arc::new(open_pipeline(config, &env, false).await?);
-        let shutdown = service::shutdown_signal().map_err(|e| CliError::failed("signals", e.to_string()))?;
+        let shutdown = crate::shutdown::shutdown_signal().map_err(|e| CliError::failed("signals", e.to_string()))?;
         if let Some(addr) = args.metrics_addr {
             let metrics = Arc::new(crate::metrics::Metrics::default());
             let server = crate::metrics::MetricsServer::bind(addr)
@@ -241,8 +241,8 @@ pub fn serve(args: ServeArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
 /// The end of a tick: JSON with `--json`, else the Markdown summary (also appended to
 /// `$GITHUB_STEP_SUMMARY` in Actions) and the annotations.
 pub fn show_report(report: &TickReport, env: &Env, json: bool) -> Result<(), CliError> {
-    let infrastructure = crate::pipeline::TickVerdict::of(report).infrastructure;
-    let emitted = crate::report::emit(report, &infrastructure, env)
+    let judged = crate::pipeline::judge_tick(report);
+    let emitted = crate::report::emit(report, &judged, env)
         .map_err(|e| CliError::failed("summary", e.to_string()))?;
     for line in &report.would {
         if json {

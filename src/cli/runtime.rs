@@ -79,7 +79,7 @@ fn parse(args: ParseArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
             Ok(n) => {
                 normalizer.feed(&buf[..n]);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(read_error(e)),
         }
     }

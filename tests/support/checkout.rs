@@ -2,6 +2,8 @@
 //! with only paths relative to that folder (and the defaults for the cache and the state), the
 //! agent as a program next to it, and the binary run from a chosen folder without `--config`.
 
+#![allow(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+
 use std::path::{Path, PathBuf};
 
 use super::{REPO, World};

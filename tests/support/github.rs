@@ -2,6 +2,8 @@
 //! over HTTP with the fake's token, and the repository's `clone_url` is the world's bare remote,
 //! so pushes and the API's refs agree.
 
+#![allow(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+
 use std::process::Output;
 
 use issueloop_fake_github::{FakeGithub, FakeOptions, LoggedRequest, RepoSpec, TOKEN};

@@ -3,7 +3,11 @@
 //! the world's `observe/` folder (the one place the tests let it write), then reports a normal
 //! result so the run carries on.
 
-#![allow(dead_code)]
+#![allow(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries, each using a part"
+)]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

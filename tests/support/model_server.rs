@@ -2,6 +2,17 @@
 //! a script, its request log read back, and stopped when the test drops it. Also where the real
 //! agent CLIs are (`.ci/install-agent-clis` puts them there).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test: a failed step fails it loudly"
+)]
+#![allow(
+    clippy::disallowed_types,
+    clippy::disallowed_methods,
+    reason = "a test runs programs directly (git, the binary under test) to set up and observe and reads its own test settings from the environment"
+)]
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};

@@ -2,6 +2,12 @@
 //! names (a role that may `CREATE DATABASE`; `.ci/run` starts one), dropped at the end.
 //! Without the variable a test says it is skipped; under `CI=true` it fails instead.
 
+#![allow(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test reads its own test settings from the environment"
+)]
+
 use issueloop::config::DatabaseUrl;
 
 pub const POSTGRES_URL_VAR: &str = "ISSUELOOP_TEST_POSTGRES_URL";

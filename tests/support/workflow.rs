@@ -4,6 +4,17 @@
 //! its documented effect. Whatever it does not understand fails the test rather than being
 //! skipped, so a change to the workflow cannot pass by going unexecuted.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test: a failed step fails it loudly"
+)]
+#![allow(
+    clippy::disallowed_types,
+    clippy::disallowed_methods,
+    reason = "a test runs programs directly (git, the binary under test) to set up and observe and reads its own test settings from the environment"
+)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -585,7 +596,7 @@ impl JobState<'_> {
                 }
                 match rest {
                     ["outputs", name] => Ok(opt(self.outputs.get(*id).and_then(|o| o.get(*name)))),
-                    ["outcome"] | ["conclusion"] => Ok(self
+                    ["outcome" | "conclusion"] => Ok(self
                         .outcomes
                         .get(*id)
                         .map(|s| V::Str((*s).into()))
@@ -1443,15 +1454,7 @@ commands = [["python3", "-m", "unittest", "discover", "-s", "tests", "-t", "."]]
 
     /// Branches of the remote other than `main`.
     pub fn remote_branches(&self) -> Vec<String> {
-        let repo = git2::Repository::open_bare(&self.remote).unwrap();
-        let mut names: Vec<String> = repo
-            .branches(Some(git2::BranchType::Local))
-            .unwrap()
-            .map(|b| b.unwrap().0.name().unwrap().unwrap().to_owned())
-            .filter(|n| n != "main")
-            .collect();
-        names.sort();
-        names
+        super::git::branches_except_main(&self.remote)
     }
 }
 

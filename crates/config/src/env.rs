@@ -12,6 +12,10 @@ pub struct Env {
 
 impl Env {
     /// Snapshot of the real process environment (non-UTF-8 variables are skipped).
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the one place the process environment is read"
+    )]
     pub fn from_process() -> Self {
         Self {
             vars: std::env::vars_os()

@@ -1,6 +1,8 @@
 //! Loads every configuration fixture: valid ones load, each invalid one yields the error its
 //! header describes (key path, line, hint), and five defects in one file are reported together.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+
 use std::path::{Path, PathBuf};
 
 use issueloop_config::{ConfigError, LoadError, load_file};

@@ -1,6 +1,8 @@
 //! A secret pasted into any key of `docs/configuration.md` is refused and never shown: not in the
 //! error text, its `Debug` form, nor the JSON the command line prints.
 
+#![expect(clippy::expect_used, reason = "a test: a failed step fails it loudly")]
+
 use std::path::{Path, PathBuf};
 
 use issueloop_config::{LoadError, load_str};

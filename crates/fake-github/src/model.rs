@@ -2,6 +2,11 @@
 //! comments, pull requests, collaborators and git refs (in memory, or in a real bare repository so
 //! pushes and the API see the same branches).
 
+#![expect(
+    clippy::disallowed_types,
+    reason = "a test double: it reads its bare repository with the git command line, unsandboxed"
+)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

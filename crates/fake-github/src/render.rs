@@ -6,6 +6,10 @@ use serde_json::{Map, Value, json};
 
 use crate::model::{Comment, Event, EventKind, Issue, Pull, Repo};
 
+#[expect(
+    clippy::expect_used,
+    reason = "compiled-in fixtures, parsed by this crate's tests"
+)]
 fn fixture(text: &str) -> Value {
     // Fixtures are compiled in and checked by this crate's tests; failing to parse one is a
     // broken checkout, not input.

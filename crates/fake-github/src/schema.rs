@@ -9,6 +9,10 @@ use serde_json::{Value, json};
 const SPEC_TEXT: &str = include_str!("../fixtures/openapi-subset.refs.json");
 
 /// The parsed description, shared by every fake server in the process.
+#[expect(
+    clippy::expect_used,
+    reason = "a compiled-in fixture, parsed by this crate's tests"
+)]
 pub fn spec() -> &'static Spec {
     static SPEC: OnceLock<Spec> = OnceLock::new();
     SPEC.get_or_init(|| Spec {

@@ -494,6 +494,7 @@ impl State {
                     .unwrap_or_default();
                 for label in names {
                     let id = self.next_id();
+                    #[expect(clippy::expect_used, reason = "the issue's presence is checked above")]
                     let issue = repo.issues.get_mut(&n).expect("checked above");
                     if !issue.labels.contains(&label) {
                         issue.labels.push(label.clone());
@@ -607,6 +608,7 @@ impl State {
                 let Some(n) = n.filter(|n| repo.pulls.contains_key(n)) else {
                     return Reply::json(404, errors::not_found());
                 };
+                #[expect(clippy::expect_used, reason = "the model gives every pull its issue")]
                 let issue = repo.issues.get_mut(&n).expect("every pull has its issue");
                 if let Some(title) = call.body["title"].as_str() {
                     issue.title = title.to_owned();

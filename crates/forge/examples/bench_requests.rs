@@ -6,6 +6,15 @@
 //! `cargo run --release -p issueloop-forge --example bench_requests`
 //! Exits with status 1 when a figure is over its budget (1 request per idle tick, 15 per run).
 
+#![expect(
+    clippy::expect_used,
+    reason = "a benchmark's set-up: a failed step stops it loudly"
+)]
+#![expect(
+    clippy::disallowed_types,
+    reason = "a benchmark runs programs directly (git, the binary under test) to set up and observe"
+)]
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, ExitCode};

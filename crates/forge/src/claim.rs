@@ -50,8 +50,10 @@ pub struct ClaimRequest {
 /// The answer to a claim.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
-// Made once per claim and matched at once: boxing the claim would buy nothing.
-#[allow(clippy::large_enum_variant)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "made once per claim and matched at once: boxing the claim would buy nothing"
+)]
 pub enum ClaimOutcome {
     /// This run holds the issue; release it with `Forge::release`.
     Acquired(Claim),

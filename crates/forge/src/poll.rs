@@ -29,8 +29,11 @@ impl PollState {
         self.repos.entry(repo.full()).or_default()
     }
 
+    #[expect(
+        clippy::expect_used,
+        reason = "plain data (strings, numbers, maps with string keys): serializing cannot fail"
+    )]
     pub fn to_json(&self) -> String {
-        // Plain data (strings, numbers, maps with string keys): serializing cannot fail.
         serde_json::to_string(self).expect("PollState serializes")
     }
 

@@ -2,6 +2,8 @@
 //! (an unknown route, a body GitHub's schema rejects, an undocumented query parameter), and that
 //! it paginates and answers conditional requests like GitHub.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+
 mod common;
 
 use common::{REPO, World, scenario};

@@ -2,6 +2,11 @@
 //! GitHub's own payloads, validates every request body against GitHub's schema, and fails the test
 //! on any request it did not expect.
 
+#![expect(
+    clippy::disallowed_types,
+    reason = "a test runs programs directly (git, the binary under test) to set up and observe"
+)]
+
 mod common;
 
 use std::time::Duration;
@@ -310,8 +315,7 @@ async fn two_runners_racing_for_one_issue_exactly_one_proceeds() {
         assert!(
             matches!(
                 busy,
-                Some(BusyReason::BranchJustCreated { .. })
-                    | Some(BusyReason::ClaimedByAnotherRun { .. })
+                Some(BusyReason::BranchJustCreated { .. } | BusyReason::ClaimedByAnotherRun { .. })
             ),
             "{busy:?}"
         );

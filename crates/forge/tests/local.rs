@@ -1,6 +1,12 @@
 //! Scenarios of the local forge, starting from the example files in `docs/forges.md` (so the
 //! documented format is the one the code reads).
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test: a failed step fails it loudly"
+)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -174,6 +174,10 @@ pub(crate) async fn snapshot(
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::disallowed_types,
+    reason = "the tests build their repositories with the git command line"
+)]
 mod tests {
     use super::*;
 

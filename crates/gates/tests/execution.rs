@@ -2,6 +2,8 @@
 //! whole process group, bounded output, the scrubbed environment, rejected gates never spawned,
 //! and files left behind attributed to the gate that left them.
 
+#![expect(clippy::expect_used, reason = "a test: a failed step fails it loudly")]
+
 mod support;
 
 use std::path::{Path, PathBuf};

@@ -5,6 +5,16 @@
 //! uv's cache is shared by all these tests (under cargo's target folder), so pytest is downloaded
 //! once per machine.
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test: a failed step fails it loudly"
+)]
+#![expect(
+    clippy::disallowed_types,
+    reason = "a test runs programs directly (git, the binary under test) to set up and observe"
+)]
+
 mod support;
 
 use std::path::PathBuf;

@@ -9,6 +9,11 @@
 //! `ISSUELOOP_TEST_POSTGRES_URL`) names a server and a role that may create databases; each
 //! round uses a new database, dropped afterwards.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "a benchmark reads its own test settings from the environment"
+)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -4,6 +4,8 @@
 //! settles above their reservation, and no reservation is lost (each ends settled, released or
 //! expired). One model, one body: the backends are chosen by a factory.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+
 mod support;
 
 use std::collections::BTreeMap;

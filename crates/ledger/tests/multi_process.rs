@@ -4,6 +4,13 @@
 //! The children are this test binary itself, re-run on an ignored test with the store in the
 //! environment.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+#![expect(
+    clippy::disallowed_types,
+    clippy::disallowed_methods,
+    reason = "a test runs programs directly (git, the binary under test) to set up and observe and reads its own test settings from the environment"
+)]
+
 mod support;
 
 use std::io::{BufRead, Write};

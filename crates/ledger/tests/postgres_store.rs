@@ -3,6 +3,8 @@
 //! creates nothing, the append-only journal, named values, and errors that never show the
 //! password. Skipped (and said so) without `ISSUELOOP_TEST_POSTGRES_URL`; failed under CI.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+
 mod support;
 
 use std::time::Duration;

@@ -1,6 +1,12 @@
 //! The SQLite store on real files: reservations against the cap, settle/release/expire, the
 //! day a run is charged to, the journal, and refusing files that are not ours to write.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+#![expect(
+    clippy::disallowed_types,
+    reason = "a test runs programs directly (git, the binary under test) to set up and observe"
+)]
+
 use std::path::Path;
 use std::time::Duration;
 

@@ -2,6 +2,8 @@
 //! denied path, renames judged on both sides, symlinks, submodules, limits, secrets that never
 //! appear in the verdict, ignored files, and fix hints naming the configuration table.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+
 use issueloop_config::{EffectivePolicy, RepoName, RepoPolicy, builtin_policy};
 use issueloop_policy::{
     AddedLine, AddedLines, ChangeFacts, ChangeKind, ChangedPath, CompiledPolicy, FileMode,

@@ -10,6 +10,11 @@
 //! the same user reads its environment or memory through `/proc` or ptrace) and a child
 //! subreaper (processes orphaned below it are re-parented to it, never to init).
 
+#![expect(
+    clippy::disallowed_types,
+    reason = "this crate is the launcher every other one goes through"
+)]
+
 mod capture;
 mod git;
 mod harden;

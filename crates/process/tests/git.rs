@@ -2,6 +2,12 @@
 //! credentials and variables that would point git elsewhere. Its own test binary: it sets this
 //! process's environment, which no other test may read meanwhile.
 
+#![expect(clippy::expect_used, reason = "a test: a failed step fails it loudly")]
+#![expect(
+    clippy::disallowed_methods,
+    reason = "a test reads its own test settings from the environment"
+)]
+
 use std::path::Path;
 use std::time::Duration;
 

@@ -4,6 +4,11 @@
 //!
 //! Run with `cargo run --release -p issueloop-publish --example bench_triage`.
 
+#![expect(
+    clippy::expect_used,
+    reason = "a benchmark's set-up: a failed step stops it loudly"
+)]
+
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::Path;

@@ -124,21 +124,25 @@ impl TickReport {
     }
 }
 
-/// Skip reasons that mean "the limits stopped work today": worth a warning in Actions. The
-/// others (`claimed`, `has_open_pr`, …) are routine and stay out of the annotations.
-const SKIPS_WORTH_A_WARNING: &[&str] = &[
-    "daily_cap_reached",
-    "daily_runs_reached",
-    "below_minimum_budget",
-    "untrusted_label",
-    "body_edited_after_label",
-];
+/// What the pipeline judged of a tick, for the summary and the annotations to say. The judging
+/// is the pipeline's (`pipeline::judge_tick`, over its `Reason` table); this module only words
+/// it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TickJudgement {
+    /// `owner/name#N: reason_id` of each run that failed for an infrastructure reason (the tick
+    /// exits 1), said first in the summary.
+    pub infrastructure: Vec<String>,
+    /// Ids of the skip reasons that mean the limits stopped work today: worth a warning in
+    /// Actions. Other skips (`claimed`, `has_open_pr`, …) are routine and stay out of the
+    /// annotations.
+    pub warning_skips: Vec<String>,
+}
 
 /// The job summary: a table of issues (status, reason, cost against budget, PR) and the day's
-/// ledger, short enough to read in one screen. `infrastructure` is the pipeline's verdict on the
-/// tick (`pipeline::TickVerdict::infrastructure`: `owner/name#N: reason_id` of each run that
-/// failed for an infrastructure reason), said first when the job is red because of it.
-pub fn job_summary_markdown(report: &TickReport, infrastructure: &[String]) -> String {
+/// ledger, short enough to read in one screen; first, when the job is red because a run failed
+/// for an infrastructure reason, which ones (`judged.infrastructure`).
+pub fn job_summary_markdown(report: &TickReport, judged: &TickJudgement) -> String {
+    let infrastructure = &judged.infrastructure;
     let report = &report.for_output();
     let mut md = String::new();
     let dry = if report.dry_run { " (dry run)" } else { "" };
@@ -243,14 +247,15 @@ pub fn to_json(report: &TickReport) -> serde_json::Value {
 
 /// GitHub Actions workflow commands for what needs a person's eye: `::error` for each failed run
 /// and each tick error, `::warning` for runs the limits skipped.
-pub fn annotations(report: &TickReport) -> Vec<String> {
+/// Which skips warn is `judged.warning_skips`.
+pub fn annotations(report: &TickReport, judged: &TickJudgement) -> Vec<String> {
     let report = &report.for_output();
     let mut out = Vec::new();
     for run in &report.runs {
         let reason = run.reason.as_deref().unwrap_or("unknown");
         let level = match run.status {
             RunStatus::Failed => "error",
-            RunStatus::Skipped if SKIPS_WORTH_A_WARNING.contains(&reason) => "warning",
+            RunStatus::Skipped if judged.warning_skips.iter().any(|s| s == reason) => "warning",
             RunStatus::Skipped | RunStatus::PrOpened => continue,
         };
         let verb = if run.status == RunStatus::Failed {
@@ -323,16 +328,15 @@ pub enum ReportError {
 }
 
 /// Append the job summary to `$GITHUB_STEP_SUMMARY` when it is set, otherwise hand the Markdown
-/// back for printing; inside GitHub Actions, also hand back the annotations. `infrastructure`
-/// as for [`job_summary_markdown`].
+/// back for printing; inside GitHub Actions, also hand back the annotations.
 pub fn emit(
     report: &TickReport,
-    infrastructure: &[String],
+    judged: &TickJudgement,
     env: &Env,
 ) -> Result<Emitted, ReportError> {
-    let markdown = job_summary_markdown(report, infrastructure);
+    let markdown = job_summary_markdown(report, judged);
     let annotations = if env.in_github_actions() {
-        annotations(report)
+        annotations(report, judged)
     } else {
         Vec::new()
     };
@@ -489,6 +493,23 @@ mod tests {
     }
 
     /// The demo's three outcomes: a PR, a policy refusal, a skip on the daily cap.
+    /// The pipeline's judgement of a tick without infrastructure failures (its warning skips as
+    /// `pipeline::judge_tick` lists them).
+    fn judged() -> TickJudgement {
+        TickJudgement {
+            infrastructure: vec![],
+            warning_skips: [
+                "daily_cap_reached",
+                "daily_runs_reached",
+                "below_minimum_budget",
+                "untrusted_label",
+                "body_edited_after_label",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+
     fn three_outcomes() -> TickReport {
         TickReport {
             started_at: at("2025-06-01T12:00:00Z"),
@@ -530,7 +551,7 @@ mod tests {
 
     #[test]
     fn summary_of_the_three_demo_outcomes() {
-        insta::assert_snapshot!(job_summary_markdown(&three_outcomes(), &[]));
+        insta::assert_snapshot!(job_summary_markdown(&three_outcomes(), &judged()));
     }
 
     #[test]
@@ -563,7 +584,7 @@ mod tests {
             ],
             errors: vec!["listing issues of `acme/web` failed: not found or no access".into()],
         };
-        insta::assert_snapshot!(job_summary_markdown(&report, &[]));
+        insta::assert_snapshot!(job_summary_markdown(&report, &judged()));
     }
 
     #[test]
@@ -575,9 +596,9 @@ mod tests {
         report.runs[1].detail =
             Some("gate said \u{1b}[2J sk-ant-api03-AbCdEfGhIjKlMnOpQrSt01".into());
         report.errors = vec!["listing failed\u{0}: \u{1b}]52;c;Zm9v\u{7}".into()];
-        let md = job_summary_markdown(&report, &[]);
+        let md = job_summary_markdown(&report, &judged());
         let json = to_json(&report).to_string();
-        let notes = annotations(&report).join("\n");
+        let notes = annotations(&report, &judged()).join("\n");
         for out in [&md, &json, &notes] {
             for bad in ['\u{1b}', '\u{7}', '\u{202E}', '\r', '\u{0}'] {
                 assert!(!out.contains(bad), "{bad:?} in {out}");
@@ -594,7 +615,7 @@ mod tests {
     #[test]
     fn summary_says_why_an_infrastructure_failure_fails_the_job() {
         let mut report = three_outcomes();
-        assert!(!job_summary_markdown(&report, &[]).contains("Infrastructure failure"));
+        assert!(!job_summary_markdown(&report, &judged()).contains("Infrastructure failure"));
         let failed = report
             .runs
             .iter_mut()
@@ -603,7 +624,13 @@ mod tests {
         failed.reason = Some("workspace_error".into());
         let verdict = format!("{}#{}: workspace_error", failed.repo, failed.issue);
         let line = format!("**Infrastructure failure** (the tick exits 1): `{verdict}`\n");
-        let md = job_summary_markdown(&report, &[verdict]);
+        let md = job_summary_markdown(
+            &report,
+            &TickJudgement {
+                infrastructure: vec![verdict],
+                ..judged()
+            },
+        );
         assert!(md.contains(&line), "{md}");
     }
 
@@ -611,7 +638,7 @@ mod tests {
     fn summary_with_no_runs() {
         let mut report = three_outcomes();
         report.runs.clear();
-        let md = job_summary_markdown(&report, &[]);
+        let md = job_summary_markdown(&report, &judged());
         assert!(md.contains("No issue was ready to work on."), "{md}");
         assert!(!md.contains("| Issue |"), "{md}");
     }
@@ -659,7 +686,7 @@ mod tests {
         report
             .errors
             .push("ledger: database is locked\nretry later".into());
-        insta::assert_debug_snapshot!(annotations(&report));
+        insta::assert_debug_snapshot!(annotations(&report, &judged()));
     }
 
     #[test]
@@ -697,7 +724,8 @@ mod tests {
 
     #[test]
     fn emit_prints_outside_actions() {
-        let emitted = emit(&three_outcomes(), &[], &Env::default()).expect("nothing to write");
+        let emitted =
+            emit(&three_outcomes(), &judged(), &Env::default()).expect("nothing to write");
         assert_eq!(emitted.summary_file, None);
         assert!(emitted.markdown.is_some_and(|m| m.contains("| Issue |")));
         assert!(emitted.annotations.is_empty());
@@ -715,7 +743,7 @@ mod tests {
                 path.to_str().expect("utf-8 temp path"),
             ),
         ]);
-        let emitted = emit(&three_outcomes(), &[], &env).expect("summary written");
+        let emitted = emit(&three_outcomes(), &judged(), &env).expect("summary written");
         assert_eq!(emitted.summary_file.as_deref(), Some(path.as_path()));
         assert_eq!(emitted.markdown, None);
         assert_eq!(emitted.annotations.len(), 2);
@@ -731,7 +759,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("missing-dir").join("summary.md");
         let env = Env::from_pairs([("GITHUB_STEP_SUMMARY", path.to_str().expect("utf-8"))]);
-        let err = emit(&three_outcomes(), &[], &env).expect_err("the folder does not exist");
+        let err = emit(&three_outcomes(), &judged(), &env).expect_err("the folder does not exist");
         let msg = err.to_string();
         assert!(msg.contains("missing-dir/summary.md"), "{msg}");
         assert!(msg.contains("GITHUB_STEP_SUMMARY"), "{msg}");

@@ -1,5 +1,7 @@
 //! Snapshot and limit tests of the text issueloop writes to the forge: PR bodies and comments.
 
+#![expect(clippy::expect_used, reason = "a test: a failed step fails it loudly")]
+
 use std::time::Duration;
 
 use issueloop_publish::{

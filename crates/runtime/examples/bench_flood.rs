@@ -7,7 +7,10 @@
 //! benchmark needs nothing built beforehand; its memory is its own process, not counted here.
 
 #[path = "../src/bin/issueloop-fake-agent.rs"]
-#[allow(dead_code)]
+#[expect(
+    dead_code,
+    reason = "the benchmark uses the fake agent's modes, not its `main`"
+)]
 mod fake_agent;
 
 use std::time::{Duration, Instant};

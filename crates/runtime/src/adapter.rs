@@ -267,6 +267,10 @@ pub fn invocation(
                 return Err(RuntimeError::EmptyBinary { backend: kind });
             }
             Some(b) => b.clone(),
+            #[expect(
+                clippy::expect_used,
+                reason = "`Command` is matched above; every other backend has a default binary"
+            )]
             None => kind
                 .default_binary()
                 .expect("every harness backend has a default binary")

@@ -131,6 +131,10 @@ pub fn add_codex_profile(
         Some(Item::Value(Value::InlineTable(_)))
     );
     let mut set = Vec::new();
+    #[expect(
+        clippy::expect_used,
+        reason = "`profiles` is checked or inserted above"
+    )]
     let profiles = doc
         .get_mut("profiles")
         .and_then(Item::as_table_like_mut)
@@ -148,6 +152,7 @@ pub fn add_codex_profile(
             profiles.insert(profile, new_profile_item(inline));
         }
         Some(item) if item.is_table_like() => {
+            #[expect(clippy::expect_used, reason = "the match guard checked it")]
             let table = item.as_table_like_mut().expect("checked to be table-like");
             for (key, value) in MANAGED_KEYS {
                 let current = table.get(key).and_then(|v| v.as_str()).map(str::to_owned);

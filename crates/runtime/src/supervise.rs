@@ -294,7 +294,7 @@ mod tests {
     use super::*;
 
     /// The pipeline spawns runs on a multi-threaded runtime.
-    #[allow(dead_code)]
+    #[expect(dead_code, reason = "a compile-time check: it only has to type-check")]
     fn run_future_is_send(inv: &Invocation, wt: &Path, limits: &RunLimits, env: &Env) {
         fn is_send<T: Send>(_: T) {}
         is_send(run(inv, wt, limits, env));

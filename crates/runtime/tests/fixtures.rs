@@ -2,6 +2,8 @@
 //! normalizer with its expected outcome: status, cost to the cent, cost source. A fixture
 //! without an expectation (or an expectation without a fixture) fails the table.
 
+#![expect(clippy::expect_used, reason = "a test: a failed step fails it loudly")]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

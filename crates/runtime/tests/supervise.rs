@@ -1,6 +1,8 @@
 //! The real supervision path driven by a scripted fake agent: live budget kills, wall-clock
 //! kills of the whole process group, the scrubbed environment, bounded output, cancellation.
 
+#![expect(clippy::expect_used, reason = "a test: a failed step fails it loudly")]
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -4,6 +4,8 @@
 //! decides again (the cap may now refuse); concurrent writers never pass the cap; a run that dies
 //! between reserve and settle is charged in full at expiry by another runner.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;

@@ -3,6 +3,8 @@
 //! writer could have written (reservations the cap refuses, settles of closed runs); replay
 //! must refuse exactly what the SQLite store refused.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -303,6 +303,7 @@ fn find_run(s: &str, len: usize) -> Option<usize> {
 }
 
 static CLOSING_KEYWORD: LazyLock<Regex> = LazyLock::new(|| {
+    #[expect(clippy::expect_used, reason = "a constant pattern, compiled by the tests")]
     Regex::new(
         r"(?i)\b(close[sd]?|fix(?:e[sd])?|resolve[sd]?)(\s*:?\s*(?:[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)?#[0-9]|\s*:?\s*https?://\S+/(?:issues|pull)/[0-9])",
     )

@@ -4,6 +4,11 @@
 //!
 //! `cargo run --release -p issueloop-workspace --example bench_worktree [-- FILES ROUNDS]`
 
+#![expect(
+    clippy::disallowed_types,
+    reason = "a benchmark runs programs directly (git, the binary under test) to set up and observe"
+)]
+
 use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;

@@ -4,7 +4,6 @@
 
 use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -69,8 +68,13 @@ fn millis(d: Duration) -> i32 {
 /// and the tests need git's exit status, stdout and stderr as `std::process::Output`. It omits
 /// the `-c` safety switches ([`issueloop_process::GIT_SAFETY_CONFIG`]): `protocol.allow=never`
 /// would refuse the clones and fetches the benchmark and the tests make.
-pub fn git_command(dir: &Path) -> Command {
-    let mut cmd = Command::new("git");
+#[expect(
+    clippy::disallowed_types,
+    clippy::disallowed_methods,
+    reason = "git's own exit status and output for benchmarks and tests (above); PATH finds git"
+)]
+pub fn git_command(dir: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new("git");
     let path = std::env::var("PATH").ok();
     cmd.env_clear()
         .envs(issueloop_process::git_environment(path.as_deref()))

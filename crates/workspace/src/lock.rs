@@ -39,7 +39,7 @@ impl FileLock {
             }
             let err = std::io::Error::last_os_error();
             match err.raw_os_error() {
-                Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => {}
+                Some(libc::EWOULDBLOCK | libc::EINTR) => {}
                 _ => return Err(WorkspaceError::io("cannot lock", path)(err)),
             }
             let waited = started.elapsed();

@@ -68,7 +68,7 @@ fn linux_proc_stat(pid: u32) -> Option<ProcStat> {
     let rest = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     Some(ProcStat {
-        zombie: matches!(fields.first(), Some(&"Z") | Some(&"X")),
+        zombie: matches!(fields.first(), Some(&("Z" | "X"))),
         start_ticks: fields.get(19)?.parse().ok()?,
     })
 }
@@ -129,6 +129,10 @@ impl OwnerRecord {
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::disallowed_types,
+    reason = "the tests start children directly to watch them live and die"
+)]
 mod tests {
     use super::*;
 

@@ -2,6 +2,8 @@
 //! identity, the run's branch only, fast-forward pushes, divergence reported and never
 //! overwritten.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+
 mod common;
 
 use common::{Fixture, git, set_executable, symlink, write};

@@ -2,6 +2,8 @@
 //! into its worktree's gitdir (`.git` file, index, `HEAD`) changes neither where issueloop
 //! fetches and pushes, nor the change it judges and commits.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+
 mod common;
 
 use common::{Fixture, git, write};

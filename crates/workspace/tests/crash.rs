@@ -7,6 +7,17 @@
 //! The child process is this test binary again, running [`child_role`] with a role set in
 //! its environment.
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test: a failed step fails it loudly"
+)]
+#![expect(
+    clippy::disallowed_types,
+    clippy::disallowed_methods,
+    reason = "a test runs programs directly (git, the binary under test) to set up and observe and reads its own test settings from the environment"
+)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Write};

@@ -2,6 +2,8 @@
 //! a rename into a denied path, symlinks escaping the worktree, submodule bumps, executable
 //! bits, secrets in added lines (never in the verdict), and an ignored `.env`.
 
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+
 mod common;
 
 use common::{Fixture, git, set_executable, symlink, write};

@@ -184,7 +184,10 @@ pub fn pr_ref(p: &wire::Pull) -> PrRef {
 }
 
 /// Everything together.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "assembles an issue's facts from every answer fetched for it"
+)]
 pub fn build(
     repo: &RepoName,
     issue: &wire::Issue,

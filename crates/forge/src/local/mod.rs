@@ -114,6 +114,10 @@ impl LocalForge {
         // Hermetic: only the repository's own configuration, no inherited variable (no
         // credential, no `GIT_*`), and nothing configuration could make git run (fsmonitor,
         // hooks) or fetch.
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "git is found on the PATH issueloop started with; the launcher passes on only that"
+        )]
         let path = std::env::var("PATH").ok();
         let argv = format!("git {}", args.join(" "));
         let out = issueloop_process::git(dir, path.as_deref())

@@ -1,7 +1,15 @@
 //! Shared set-up of the forge tests: a fake GitHub with one repository backed by a real bare git
 //! repository, a configuration pointing at it, and a forge whose clock never sleeps.
 
-#![allow(dead_code)]
+#![allow(clippy::expect_used, reason = "a test: a failed step fails it loudly")]
+#![allow(
+    clippy::disallowed_types,
+    reason = "a test runs programs directly (git, the binary under test) to set up and observe"
+)]
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries, each using a part"
+)]
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

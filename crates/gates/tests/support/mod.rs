@@ -1,7 +1,15 @@
 //! Shared helpers of the gate integration tests: throwaway git repositories and the
 //! environment snapshot gates run with.
 
-#![allow(dead_code)]
+#![allow(clippy::expect_used, reason = "a test: a failed step fails it loudly")]
+#![allow(
+    clippy::disallowed_types,
+    reason = "a test runs programs directly (git, the binary under test) to set up and observe"
+)]
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries, each using a part"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,7 +3,15 @@
 //! `ISSUELOOP_TEST_POSTGRES_URL` names, dropped at the end. Without that variable a postgres
 //! test says it is skipped, and under `CI=true` it fails: it never passes silently.
 
-#![allow(dead_code)]
+#![allow(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test reads its own test settings from the environment"
+)]
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries, each using a part"
+)]
 
 use std::sync::Arc;
 

@@ -14,6 +14,12 @@
 //!   print TEXT…                                   print each TEXT on its own line
 //! ```
 
+#![expect(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "a stand-in for an agent CLI: it reads and dumps its environment and starts children as one would"
+)]
+
 use std::io::{Read, Write};
 use std::time::Duration;
 

@@ -333,7 +333,7 @@ fn a_stream_that_stops_short_carries_the_end_of_stderr() {
     let pi_stderr = "No API key found for the selected model.\n\nUse /login to log into a provider via OAuth or API key. See:\n  docs/providers.md\n";
     let gemini_stderr = "Approval mode overridden to \"default\" because the current folder is not trusted.\n\u{1b}[31mGemini CLI is not running in a trusted directory. To proceed, either use `--skip-trust`, set the `GEMINI_CLI_TRUST_WORKSPACE=true` environment variable, or trust this directory in interactive mode.\u{1b}[0m\n";
     type Case<'a> = (Format, &'a str, Option<i32>, &'a str, Option<&'a str>);
-    let cases: [Case; 8] = [
+    let cases: [Case<'_>; 8] = [
         (
             Format::Pi,
             "{\"type\":\"session\",\"version\":3,\"id\":\"s\",\"cwd\":\"/w\"}\n",

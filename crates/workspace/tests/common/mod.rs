@@ -1,6 +1,15 @@
 //! Shared fixtures: a bare "remote" repository built with the git command line (hermetic: no
 //! user configuration), a cache directory, and helpers to change a worktree like an agent.
-#![allow(dead_code)]
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test: a failed step fails it loudly"
+)]
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries, each using a part"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
