@@ -1,14 +1,14 @@
 //! Every word issueloop writes to GitHub and to people: the PR title and body (`pr`), the
 //! run-outcome issue comment and the one-off trust and takeover comments (`comment`), the
-//! hidden markers that let a rerun find and update them (here), the takeover comments a forge
-//! writes on its own (`fallback`), the rules the forge enforces on
+//! hidden markers that let a rerun find and update them (here), the sentences about claims and
+//! the takeover comments a forge writes on its own (`claims`), the rules the forge enforces on
 //! what it publishes (`rules`), the agent's briefs (`brief`), and the tick's job summary, JSON
 //! and annotations (`report`). Inputs are plain data so the pipeline can fill them from any
 //! crate; the Markdown primitives (cleaning, fences, limits) are `issueloop_triage::markdown`.
 
 pub mod brief;
+pub mod claims;
 mod comment;
-pub mod fallback;
 mod pr;
 pub mod report;
 mod rules;

@@ -195,7 +195,7 @@ fn evaluate_brief_snapshot() {
 /// a leftover branch).
 #[test]
 fn forge_takeover_comments() {
-    use issueloop_publish::fallback::{
+    use issueloop_publish::claims::{
         lease_expired_comment, leftover_branch_comment, local_takeover_comment, stale_claim_comment,
     };
     let at: jiff::Timestamp = "2025-01-02T03:04:05Z".parse().expect("a timestamp");
@@ -211,5 +211,32 @@ fn forge_takeover_comments() {
             local_takeover_comment(None),
         ]
         .join("\n\n")
+    );
+}
+
+/// The sentences about claims the job summary, the journal and the logs carry: busy, taken over,
+/// lost.
+#[test]
+fn claim_sentences() {
+    use issueloop_publish::claims::{
+        busy_branch_just_created, busy_branch_vanished, busy_claimed_by_another_run,
+        busy_takeover_lost, lease_lapsed, lease_taken_over, takeover_lease_expired,
+        takeover_leftover_branch, takeover_stale_claim,
+    };
+    let at: jiff::Timestamp = "2025-01-02T03:04:05Z".parse().expect("a timestamp");
+    insta::assert_snapshot!(
+        [
+            busy_claimed_by_another_run(at),
+            busy_branch_just_created("loop/42-add-json"),
+            busy_branch_vanished("loop/42-add-json"),
+            busy_takeover_lost(),
+            takeover_lease_expired("r-20250102-0001", at),
+            takeover_stale_claim(at, 7_260),
+            takeover_leftover_branch("0123456789abcdef0123456789abcdef01234567"),
+            lease_taken_over(Some("r-20250102-0002")),
+            lease_taken_over(None),
+            lease_lapsed(at, "GitHub answered 502"),
+        ]
+        .join("\n")
     );
 }

@@ -2,7 +2,7 @@
 //! over a stale or expired claim, and releasing one.
 
 use issueloop_config::RepoName;
-use issueloop_publish::fallback;
+use issueloop_publish::claims;
 use issueloop_triage::LeaseFacts;
 
 use super::lease::{HeldLease, lease_ref};
@@ -143,13 +143,13 @@ impl GithubForge {
                 Some(text),
             ) => text.clone(),
             (TakeoverReason::LeaseExpired { holder, expired_at }, None) => {
-                fallback::lease_expired_comment(holder, *expired_at)
+                claims::lease_expired_comment(holder, *expired_at)
             }
             (TakeoverReason::StaleClaim { since, age_secs }, None) => {
-                fallback::stale_claim_comment(&self.labels.in_progress, *since, *age_secs)
+                claims::stale_claim_comment(&self.labels.in_progress, *since, *age_secs)
             }
             (TakeoverReason::LeftoverBranch { sha }, _) => {
-                fallback::leftover_branch_comment(&req.branch, sha)
+                claims::leftover_branch_comment(&req.branch, sha)
             }
         };
         let marker = issueloop_publish::takeover_comment_marker(req.issue);

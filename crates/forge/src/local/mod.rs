@@ -542,7 +542,7 @@ impl LocalForge {
         if took_over.is_some() {
             let text = req.takeover_comment.clone().unwrap_or_else(|| {
                 let expired = held_lease.as_ref().map(|l| (l.holder.as_str(), l.expires));
-                issueloop_publish::fallback::local_takeover_comment(expired)
+                issueloop_publish::claims::local_takeover_comment(expired)
             });
             self.upsert_comment(repo, req.issue, &takeover_comment_marker(req.issue), &text)
                 .await?;
