@@ -21,7 +21,7 @@ pub use journal::{
 };
 pub use ledger::{
     DayUsage, EntryState, Expired, Ledger, LedgerEntry, LedgerError, Reservation, ReserveOutcome,
-    ReserveRequest, Settlement, admit, utc_day,
+    ReserveRequest, Settlement, admit, admit_amount, utc_day,
 };
 pub use money::Usd;
 pub use owner::{ProcessOwner, owner_is_gone, process_start};

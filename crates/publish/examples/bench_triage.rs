@@ -14,6 +14,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use issueloop_config::Usd;
 use issueloop_publish::{
     BudgetSummary, DiffStat, FileStat, GateRow, PolicyVerdict, PrBodyInput, pr_body,
 };
@@ -124,8 +125,8 @@ fn main() {
             violations: Vec::new(),
         },
         budget: BudgetSummary {
-            budget_usd: 5.0,
-            cost_usd: 1.0,
+            budget_usd: Usd::from_dollars(5.0),
+            cost_usd: Usd::from_dollars(1.0),
             cost_source: "reported".into(),
             explanation: None,
         },

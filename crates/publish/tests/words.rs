@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use issueloop_config::Usd;
 use issueloop_publish::brief::{
     BriefInput, GateFailure, evaluate_brief, execute_brief, reflect_brief,
 };
@@ -23,8 +24,8 @@ fn pr_input(summary: &str) -> PrBodyInput {
             "## Acceptance criteria\n\n- [ ] `status --json` prints JSON\n",
         ),
         budget: BudgetSummary {
-            budget_usd: 2.0,
-            cost_usd: 0.42,
+            budget_usd: Usd::from_dollars(2.0),
+            cost_usd: Usd::from_dollars(0.42),
             cost_source: "reported by the harness".into(),
             explanation: None,
         },
@@ -159,7 +160,7 @@ fn brief_input() -> BriefInput {
             "the table is unchanged".into(),
         ],
         branch: "loop/42-add-a-json-flag".into(),
-        budget_usd: 1.5,
+        budget_usd: Usd::from_dollars(1.5),
         wall_clock: Duration::from_secs(1_800),
         max_turns: 40,
         allowed_paths: vec!["src/**".into(), "tests/**".into()],
