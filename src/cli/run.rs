@@ -71,7 +71,7 @@ async fn open_pipeline(config: Config, env: &Env, dry_run: bool) -> Result<Pipel
         Access::ReadWrite
     };
     let store: Arc<dyn StateStore> =
-        match crate::state::open_store(&config, env, forge.as_ref(), access).await {
+        match crate::state::open_store(&config, env, &forge, access).await {
             Ok(Some(store)) => store,
             Ok(None) => Arc::new(SqliteLedger::open(":memory:").map_err(state_error)?),
             Err(e) => return Err(state_error(e)),
@@ -244,8 +244,9 @@ pub fn serve(args: ServeArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
 /// The end of a tick: JSON with `--json`, else the Markdown summary (also appended to
 /// `$GITHUB_STEP_SUMMARY` in Actions) and the annotations.
 pub fn show_report(report: &TickReport, env: &Env, json: bool) -> Result<(), CliError> {
+    let judged = crate::pipeline::judge_tick(report);
     let emitted =
-        crate::report::emit(report, env).map_err(|e| CliError::failed_by("summary", e))?;
+        crate::report::emit(report, &judged, env).map_err(|e| CliError::failed_by("summary", e))?;
     for line in &report.would {
         if json {
             tracing::info!("{line}");
