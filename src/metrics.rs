@@ -233,19 +233,23 @@ pub fn render_prometheus(metrics: &Metrics) -> String {
             (
                 "issueloop_cost_today_usd",
                 "Spent on the ledger's UTC day, as of the last tick.",
-                l.spent_usd,
+                l.spent_usd.dollars(),
             ),
             (
                 "issueloop_reserved_today_usd",
                 "Reserved by unsettled runs on the ledger's UTC day, as of the last tick.",
-                l.reserved_usd,
+                l.reserved_usd.dollars(),
             ),
             (
                 "issueloop_budget_remaining_usd",
                 "Left of the daily cap on the ledger's UTC day, as of the last tick.",
-                l.remaining_usd,
+                l.remaining_usd.dollars(),
             ),
-            ("issueloop_daily_cap_usd", "The daily cap.", l.cap_usd),
+            (
+                "issueloop_daily_cap_usd",
+                "The daily cap.",
+                l.cap_usd.dollars(),
+            ),
         ] {
             family(&mut out, name, "gauge", help);
             let _ = writeln!(out, "{name}{{day=\"{day}\"}} {}", float(value));
@@ -485,6 +489,7 @@ fn response(status: &str, body: &str, prometheus: bool) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::report::RunSummary;
+    use issueloop_config::Usd;
 
     fn report() -> TickReport {
         let run = |issue, status, reason: Option<&str>| RunSummary {
@@ -494,8 +499,8 @@ mod tests {
             status,
             reason: reason.map(str::to_owned),
             detail: None,
-            budget_usd: 0.5,
-            cost_usd: 0.25,
+            budget_usd: Usd::from_dollars(0.5),
+            cost_usd: Usd::from_dollars(0.25),
             pr: None,
             budget_explanation: None,
         };
@@ -511,10 +516,10 @@ mod tests {
             ],
             ledger: LedgerSummary {
                 day: jiff::civil::date(2025, 6, 1),
-                cap_usd: 1.0,
-                spent_usd: 0.75,
-                reserved_usd: 0.0,
-                remaining_usd: 0.25,
+                cap_usd: Usd::from_dollars(1.0),
+                spent_usd: Usd::from_dollars(0.75),
+                reserved_usd: Usd::from_dollars(0.0),
+                remaining_usd: Usd::from_dollars(0.25),
             },
             would: vec![],
             errors: vec![],

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use issueloop_config::Env;
+use issueloop_config::{Env, Usd};
 use issueloop_ledger::SkipReason as BudgetSkip;
 use issueloop_triage::SkipReason as SelectionSkip;
 use serde::{Deserialize, Serialize};
@@ -42,8 +42,8 @@ pub struct RunSummary {
     pub reason: Option<String>,
     /// One line of evidence for a person: the violated path, the failing gate, the error.
     pub detail: Option<String>,
-    pub budget_usd: f64,
-    pub cost_usd: f64,
+    pub budget_usd: Usd,
+    pub cost_usd: Usd,
     /// URL of the pull request opened or updated.
     pub pr: Option<String>,
     /// How the budget was derived ("budget-xl $10.00 clamped to $4.20 left of $10.00 today").
@@ -83,11 +83,11 @@ impl RunStatus {
 pub struct LedgerSummary {
     /// The UTC day the figures are for.
     pub day: jiff::civil::Date,
-    pub cap_usd: f64,
-    pub spent_usd: f64,
+    pub cap_usd: Usd,
+    pub spent_usd: Usd,
     /// Held by runs that have not settled yet (running elsewhere, or interrupted).
-    pub reserved_usd: f64,
-    pub remaining_usd: f64,
+    pub reserved_usd: Usd,
+    pub remaining_usd: Usd,
 }
 
 impl TickReport {
@@ -395,7 +395,7 @@ fn run_note(run: &RunSummary) -> Option<String> {
 }
 
 fn cost_cell(run: &RunSummary) -> String {
-    if run.status == RunStatus::Skipped && run.cost_usd == 0.0 && run.budget_usd == 0.0 {
+    if run.status == RunStatus::Skipped && run.cost_usd.is_zero() && run.budget_usd.is_zero() {
         return "—".to_owned();
     }
     format!("{} / {}", usd(run.cost_usd), usd(run.budget_usd))
@@ -413,14 +413,12 @@ fn pr_link(url: &str) -> String {
 }
 
 /// Dollars with cents, or more digits for amounts under a cent so they do not read as zero.
-pub fn usd(amount: f64) -> String {
-    if !amount.is_finite() {
-        return "$?".to_owned();
-    }
-    if amount != 0.0 && amount.abs() < 0.01 {
-        format!("${amount:.4}")
+pub fn usd(amount: Usd) -> String {
+    let dollars = amount.dollars();
+    if !amount.is_zero() && amount.micros().unsigned_abs() < 10_000 {
+        format!("${dollars:.4}")
     } else {
-        format!("${amount:.2}")
+        format!("${dollars:.2}")
     }
 }
 
@@ -485,8 +483,8 @@ mod tests {
             status,
             reason: None,
             detail: None,
-            budget_usd: 0.0,
-            cost_usd: 0.0,
+            budget_usd: Usd::from_dollars(0.0),
+            cost_usd: Usd::from_dollars(0.0),
             pr: None,
             budget_explanation: None,
         }
@@ -500,8 +498,8 @@ mod tests {
             dry_run: false,
             runs: vec![
                 RunSummary {
-                    budget_usd: 0.50,
-                    cost_usd: 0.50,
+                    budget_usd: Usd::from_dollars(0.50),
+                    cost_usd: Usd::from_dollars(0.50),
                     pr: Some("https://github.com/acme/api/pull/17".into()),
                     budget_explanation: Some("default $0.50".into()),
                     ..run(12, "Add a `slugify` function", RunStatus::PrOpened)
@@ -509,8 +507,8 @@ mod tests {
                 RunSummary {
                     reason: Some("policy_violation".into()),
                     detail: Some("`.github/workflows/ci.yml` matches denied `.github/**`".into()),
-                    budget_usd: 0.50,
-                    cost_usd: 0.50,
+                    budget_usd: Usd::from_dollars(0.50),
+                    cost_usd: Usd::from_dollars(0.50),
                     budget_explanation: Some("default $0.50".into()),
                     ..run(13, "Test on Python 3.13 in CI", RunStatus::Failed)
                 },
@@ -522,10 +520,10 @@ mod tests {
             ],
             ledger: LedgerSummary {
                 day: jiff::civil::date(2025, 6, 1),
-                cap_usd: 1.0,
-                spent_usd: 1.0,
-                reserved_usd: 0.0,
-                remaining_usd: 0.0,
+                cap_usd: Usd::from_dollars(1.0),
+                spent_usd: Usd::from_dollars(1.0),
+                reserved_usd: Usd::from_dollars(0.0),
+                remaining_usd: Usd::from_dollars(0.0),
             },
             would: vec![],
             errors: vec![],
@@ -544,7 +542,7 @@ mod tests {
             duration: Duration::from_secs(125),
             dry_run: true,
             runs: vec![RunSummary {
-                budget_usd: 5.0,
+                budget_usd: Usd::from_dollars(5.0),
                 budget_explanation: Some(
                     "budget-xl $10.00 clamped to $5.00 left of $10.00 today".into(),
                 ),
@@ -556,10 +554,10 @@ mod tests {
             }],
             ledger: LedgerSummary {
                 day: jiff::civil::date(2025, 6, 1),
-                cap_usd: 10.0,
-                spent_usd: 5.0,
-                reserved_usd: 0.0,
-                remaining_usd: 5.0,
+                cap_usd: Usd::from_dollars(10.0),
+                spent_usd: Usd::from_dollars(5.0),
+                reserved_usd: Usd::from_dollars(0.0),
+                remaining_usd: Usd::from_dollars(5.0),
             },
             would: vec![
                 "would add label `loop:in-progress` to acme/api#7".into(),
@@ -683,10 +681,13 @@ mod tests {
 
     #[test]
     fn money_reads_right() {
-        assert_eq!(usd(0.0), "$0.00");
-        assert_eq!(usd(1.5), "$1.50");
-        assert_eq!(usd(0.004), "$0.0040");
-        assert_eq!(usd(f64::NAN), "$?");
+        let at = Usd::from_dollars;
+        assert_eq!(usd(at(0.0)), "$0.00");
+        assert_eq!(usd(at(1.5)), "$1.50");
+        assert_eq!(usd(at(0.004)), "$0.0040");
+        assert_eq!(usd(at(0.009999)), "$0.0100");
+        assert_eq!(usd(at(0.01)), "$0.01");
+        assert_eq!(usd(at(-0.004)), "$-0.0040");
     }
 
     #[test]

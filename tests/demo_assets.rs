@@ -48,7 +48,10 @@ fn demo_config_arranges_the_three_outcomes() {
 
     // Two runs at the default budget use up the cap exactly; the third finds nothing left.
     let budget = &config.budget;
-    assert_eq!(budget.default.cost_usd * 2.0, budget.daily_cap_usd);
+    assert_eq!(
+        budget.default.cost_usd + budget.default.cost_usd,
+        budget.daily_cap_usd
+    );
     assert!(
         budget.max_runs_per_day >= 3,
         "the run count must not be what stops issue 3"

@@ -75,7 +75,7 @@ fn fill(db: &Path) -> (RunId, RunId) {
         Event::BackendFinished {
             stage: "execute".into(),
             status: "completed".into(),
-            cost_usd: 5.8,
+            cost_usd: Usd::from_dollars(5.8),
             cost_source: "reported".into(),
             usage: serde_json::json!({"input_tokens": 1200}),
             error: None,

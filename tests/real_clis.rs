@@ -324,7 +324,7 @@ fn price_per_million(model: &str) -> (f64, f64) {
     let p = table
         .lookup(model)
         .unwrap_or_else(|| panic!("`{model}` has no price in policies/models.toml"));
-    (p.input, p.output)
+    (p.input.dollars(), p.output.dollars())
 }
 
 /// Replace the world's `command` backend with `cli` at `program`.

@@ -14,6 +14,7 @@ use issueloop::service::{
     Clock, Schedule, ServeOptions, ServeSummary, TickEnd, TickInput, run_once, serve,
 };
 use issueloop::shutdown::{ShutdownPhase, shutdown_signal};
+use issueloop_config::Usd;
 use jiff::Timestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -47,10 +48,10 @@ fn empty_report(started_at: Timestamp) -> TickReport {
         runs: vec![],
         ledger: LedgerSummary {
             day: started_at.to_zoned(jiff::tz::TimeZone::UTC).date(),
-            cap_usd: 10.0,
-            spent_usd: 0.0,
-            reserved_usd: 0.0,
-            remaining_usd: 10.0,
+            cap_usd: Usd::from_dollars(10.0),
+            spent_usd: Usd::from_dollars(0.0),
+            reserved_usd: Usd::from_dollars(0.0),
+            remaining_usd: Usd::from_dollars(10.0),
         },
         would: vec![],
         errors: vec![],

@@ -198,22 +198,22 @@ pub fn render(config: &Config) -> String {
     let _ = writeln!(
         out,
         "daily cap    ${:.2} per UTC day, at most {} run{} a day (a run needs at least ${:.2})",
-        b.daily_cap_usd,
+        b.daily_cap_usd.dollars(),
         b.max_runs_per_day,
         if b.max_runs_per_day == 1 { "" } else { "s" },
-        b.min_useful_usd
+        b.min_useful_usd.dollars()
     );
     let _ = writeln!(
         out,
         "run budget   ${:.2} / {} / {} turns (default)",
-        b.default.cost_usd,
+        b.default.cost_usd.dollars(),
         format_duration(b.default.wall_clock),
         b.default.max_turns
     );
     for (label, lb) in &b.labels {
         let cost = lb
             .cost_usd
-            .map(|c| format!("${c:.2}"))
+            .map(|c| format!("${:.2}", c.dollars()))
             .unwrap_or_else(|| "-".into());
         let wall = lb
             .wall_clock

@@ -54,7 +54,7 @@ fn show(args: ShowArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
             None => (DayUsage::empty(day), Vec::new()),
         };
     let view = DayView {
-        cap: Usd::from_dollars(config.budget.daily_cap_usd),
+        cap: config.budget.daily_cap_usd,
         max_runs: config.budget.max_runs_per_day,
         usage,
         entries,

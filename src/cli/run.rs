@@ -205,8 +205,8 @@ pub fn serve(args: ServeArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
                         report.count(crate::report::RunStatus::PrOpened),
                         report.count(crate::report::RunStatus::Failed),
                         report.count(crate::report::RunStatus::Skipped),
-                        report.ledger.remaining_usd,
-                        report.ledger.cap_usd
+                        report.ledger.remaining_usd.dollars(),
+                        report.ledger.cap_usd.dollars()
                     );
                     // `serve` keeps running; what would fail `run --once` is an error in the log
                     // (and `issueloop_infrastructure_failures_total` in the metrics).

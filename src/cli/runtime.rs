@@ -118,7 +118,11 @@ pub fn render(format: Format, o: &BackendOutcome) -> String {
         CostSource::Priced => "priced from tokens with the model table",
         CostSource::Unknown => "unknown: the ledger charges the whole run budget",
     };
-    let _ = writeln!(out, "cost           ${:.4} ({source})", o.cost_usd);
+    let _ = writeln!(
+        out,
+        "cost           ${:.4} ({source})",
+        o.cost_usd.dollars()
+    );
     let u = &o.usage;
     let _ = writeln!(
         out,

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use issueloop_config::Stage;
+use issueloop_config::{Stage, Usd};
 use issueloop_forge::{Claim, ForgeError, Release};
 use issueloop_ledger::RunStatus as JournalStatus;
 use issueloop_triage::{CandidateFacts, LeaseFacts, SkipReason};
@@ -36,7 +36,7 @@ pub struct StageFacts {
     /// Whether the run still holds its claim's lease.
     pub lease: Result<(), RunFailure>,
     /// Dollars of the run's budget not spent yet.
-    pub remaining_usd: f64,
+    pub remaining_usd: Usd,
     /// Wall-clock time left before the run's deadline.
     pub time_left: Duration,
 }
@@ -51,7 +51,7 @@ pub fn may_start_stage(stage: Stage, facts: StageFacts) -> Result<(), RunFailure
         ));
     }
     facts.lease?;
-    if facts.remaining_usd <= 0.0 {
+    if !facts.remaining_usd.is_positive() {
         return Err(RunFailure::new(
             Reason::BudgetExhausted,
             format!("no budget left for stage `{stage}`"),
@@ -72,7 +72,7 @@ pub struct RepairLimits {
     /// `[run] reflect_attempts`: repairs a run may make.
     pub attempts: u32,
     /// `[budget] min_useful_usd`: below this, an agent can do nothing useful.
-    pub min_useful_usd: f64,
+    pub min_useful_usd: Usd,
 }
 
 /// The repair rule's answer.
@@ -100,7 +100,7 @@ pub enum StopRepair {
 pub fn may_repair(
     attempt: u32,
     limits: RepairLimits,
-    remaining: f64,
+    remaining: Usd,
     time_left: Duration,
 ) -> Repair {
     if attempt >= limits.attempts {

@@ -110,9 +110,9 @@ impl Pipeline {
             ledger: LedgerSummary {
                 day: utc_day(started_at),
                 cap_usd: self.config.budget.daily_cap_usd,
-                spent_usd: 0.0,
-                reserved_usd: 0.0,
-                remaining_usd: 0.0,
+                spent_usd: Usd::ZERO,
+                reserved_usd: Usd::ZERO,
+                remaining_usd: Usd::ZERO,
             },
             would: Vec::new(),
             errors: Vec::new(),
@@ -250,13 +250,13 @@ impl Pipeline {
 
         let now = Timestamp::now();
         let usage = self.store.day_usage(utc_day(now))?;
-        let cap = Usd::from_dollars(self.config.budget.daily_cap_usd);
+        let cap = self.config.budget.daily_cap_usd;
         report.ledger = LedgerSummary {
             day: usage.day,
-            cap_usd: cap.dollars(),
-            spent_usd: usage.spent.dollars(),
-            reserved_usd: usage.reserved.dollars(),
-            remaining_usd: usage.left(cap).dollars(),
+            cap_usd: cap,
+            spent_usd: usage.spent,
+            reserved_usd: usage.reserved,
+            remaining_usd: usage.left(cap),
         };
         let requests = self.forge.stats().since(&requests_before);
         tracing::info!(requests = requests.billable(), "forge requests this tick");
@@ -599,7 +599,7 @@ impl Pipeline {
         if opts.dry_run {
             report.would.push(format!(
                 "would reserve ${:.2} and run `{}` on {}#{} ({explanation})",
-                budget.cost_usd,
+                budget.cost_usd.dollars(),
                 self.config
                     .runtime_profile
                     .resolve(issueloop_config::Stage::Execute),
@@ -704,8 +704,8 @@ fn skip_row(
         status: RunStatus::Skipped,
         reason: Some(reason.as_str().to_owned()),
         detail: Some(detail.to_owned()).filter(|d| !d.is_empty()),
-        budget_usd: 0.0,
-        cost_usd: 0.0,
+        budget_usd: Usd::ZERO,
+        cost_usd: Usd::ZERO,
         pr: None,
         budget_explanation: explanation,
     }

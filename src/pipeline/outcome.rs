@@ -3,6 +3,7 @@
 //! to a run failure, and which endings are infrastructure failures that fail the tick (exit 1).
 //! Pure.
 
+use issueloop_config::Usd;
 use issueloop_ledger::SkipReason as BudgetSkip;
 use issueloop_runtime::{BackendOutcome, RuntimeError, Status};
 use issueloop_triage::SkipReason as SelectionSkip;
@@ -305,7 +306,7 @@ impl TickVerdict {
 pub fn agent_failure(
     stage: &str,
     outcome: &BackendOutcome,
-    budget_usd: f64,
+    budget_usd: Usd,
     wall_clock: std::time::Duration,
 ) -> Option<RunFailure> {
     match outcome.status {
@@ -313,8 +314,9 @@ pub fn agent_failure(
         Status::BudgetExhausted => Some(RunFailure::new(
             Reason::BudgetExhausted,
             format!(
-                "stage `{stage}` passed the run budget of ${budget_usd:.2} (${:.2} spent) and was stopped",
-                outcome.cost_usd
+                "stage `{stage}` passed the run budget of ${:.2} (${:.2} spent) and was stopped",
+                budget_usd.dollars(),
+                outcome.cost_usd.dollars()
             ),
         )),
         Status::TimedOut => Some(RunFailure::new(
@@ -441,18 +443,18 @@ mod tests {
                     status: *status,
                     reason: reason.map(str::to_owned),
                     detail: None,
-                    budget_usd: 1.0,
-                    cost_usd: 0.0,
+                    budget_usd: Usd::from_dollars(1.0),
+                    cost_usd: Usd::from_dollars(0.0),
                     pr: None,
                     budget_explanation: None,
                 })
                 .collect(),
             ledger: crate::report::LedgerSummary {
                 day: jiff::civil::date(2026, 1, 1),
-                cap_usd: 10.0,
-                spent_usd: 0.0,
-                reserved_usd: 0.0,
-                remaining_usd: 10.0,
+                cap_usd: Usd::from_dollars(10.0),
+                spent_usd: Usd::from_dollars(0.0),
+                reserved_usd: Usd::from_dollars(0.0),
+                remaining_usd: Usd::from_dollars(10.0),
             },
             would: Vec::new(),
             errors: errors.iter().map(|e| (*e).to_owned()).collect(),
@@ -528,13 +530,18 @@ mod tests {
     #[test]
     fn agent_outcomes_map_to_reasons() {
         assert_eq!(
-            agent_failure("execute", &outcome(&[RESULT_OK], Some(0), None), 1.0, TEN_S),
+            agent_failure(
+                "execute",
+                &outcome(&[RESULT_OK], Some(0), None),
+                Usd::from_dollars(1.0),
+                TEN_S
+            ),
             None
         );
         let f = agent_failure(
             "execute",
             &outcome(&[RESULT_API_ERROR], Some(0), None),
-            1.0,
+            Usd::from_dollars(1.0),
             TEN_S,
         )
         .unwrap();
@@ -543,7 +550,13 @@ mod tests {
             Reason::AgentFailed,
             "an error with exit code 0 is still a failure"
         );
-        let f = agent_failure("execute", &outcome(&[], Some(0), None), 1.0, TEN_S).unwrap();
+        let f = agent_failure(
+            "execute",
+            &outcome(&[], Some(0), None),
+            Usd::from_dollars(1.0),
+            TEN_S,
+        )
+        .unwrap();
         assert_eq!(
             f.reason,
             Reason::AgentFailed,
@@ -557,7 +570,7 @@ mod tests {
                 None,
                 Some(issueloop_runtime::KillReason::Budget),
             ),
-            0.2,
+            Usd::from_dollars(0.2),
             TEN_S,
         )
         .unwrap();
@@ -570,7 +583,7 @@ mod tests {
         let f = agent_failure(
             "execute",
             &outcome(&[], None, Some(issueloop_runtime::KillReason::WallClock)),
-            1.0,
+            Usd::from_dollars(1.0),
             TEN_S,
         )
         .unwrap();
@@ -616,7 +629,7 @@ mod tests {
             }
             n.set_stderr(stderr.to_owned());
             let o = n.finish(None, Some(KillReason::WallClock));
-            let f = agent_failure("execute", &o, 1.0, TEN_S).unwrap();
+            let f = agent_failure("execute", &o, Usd::from_dollars(1.0), TEN_S).unwrap();
             assert_eq!(f.reason, Reason::TimedOut);
             assert_eq!(
                 f.detail,

@@ -20,7 +20,7 @@ mod ship;
 
 use std::time::Instant;
 
-use issueloop_config::RunBudget;
+use issueloop_config::{RunBudget, Usd};
 use issueloop_forge::{Claim, RepoInfo};
 use issueloop_ledger::{Event, RunId};
 use issueloop_policy::Verdict;
@@ -76,7 +76,7 @@ struct Run<'p> {
     /// The run's wall-clock deadline.
     deadline: Instant,
     /// Dollars charged so far (an unknown cost counts as the whole remaining budget).
-    spent: f64,
+    spent: Usd,
     agent_started: bool,
     /// The least certain source of any stage's cost.
     cost_source: CostSource,
@@ -105,7 +105,7 @@ impl Pipeline {
             deadline: Instant::now() + item.budget.wall_clock,
             item,
             shutdown,
-            spent: 0.0,
+            spent: Usd::ZERO,
             agent_started: false,
             cost_source: CostSource::Reported,
             stages: Vec::new(),
@@ -175,7 +175,7 @@ impl Run<'_> {
     }
 
     /// Dollars of the run's budget not spent yet.
-    fn remaining_usd(&self) -> f64 {
+    fn remaining_usd(&self) -> Usd {
         self.item.budget.cost_usd - self.spent
     }
 

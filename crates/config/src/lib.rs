@@ -10,6 +10,7 @@ mod gate_options;
 mod human;
 mod load;
 mod model;
+mod money;
 mod path;
 mod policy;
 mod raw;
@@ -26,6 +27,7 @@ pub use gate_options::{GUARDED_GATE_OPTIONS, GuardedOption, guarded_option};
 pub use human::human_duration;
 pub use load::{load_file, load_str};
 pub use model::*;
+pub use money::Usd;
 pub use path::{AbsPath, KeyPath};
 pub use policy::{
     AllowRule, EffectivePolicy, Loosening, ModelPrice, ModelTable, PolicyConfig, PolicyLimits,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::money::Usd;
 use crate::path::AbsPath;
 use std::str::FromStr;
 use std::time::Duration;
@@ -169,7 +170,7 @@ pub struct Labels {
 /// One run's limits.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunBudget {
-    pub cost_usd: f64,
+    pub cost_usd: Usd,
     #[serde(with = "duration_text")]
     pub wall_clock: Duration,
     pub max_turns: u32,
@@ -178,7 +179,7 @@ pub struct RunBudget {
 /// What a budget label raises; a field it leaves out is not raised.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LabelBudget {
-    pub cost_usd: Option<f64>,
+    pub cost_usd: Option<Usd>,
     #[serde(with = "duration_text_opt")]
     pub wall_clock: Option<Duration>,
     pub max_turns: Option<u32>,
@@ -187,10 +188,10 @@ pub struct LabelBudget {
 #[derive(Clone, Debug, Serialize)]
 pub struct BudgetConfig {
     /// USD per UTC day across all runs. Nothing raises it.
-    pub daily_cap_usd: f64,
+    pub daily_cap_usd: Usd,
     pub max_runs_per_day: u32,
     /// A run whose clamped budget is below this is skipped rather than started.
-    pub min_useful_usd: f64,
+    pub min_useful_usd: Usd,
     /// How long past its wall-clock budget an unsettled reservation lives before it is charged.
     #[serde(with = "duration_text")]
     pub reservation_grace: Duration,

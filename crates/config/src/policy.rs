@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::error::ConfigError;
 use crate::load::parse_strict;
 use crate::model::RepoName;
+use crate::money::Usd;
 use crate::raw::{RawModels, RawPolicyFile};
 
 /// A program a gate may run, optionally only with given argv prefixes (`uv` + `run`).
@@ -226,10 +227,10 @@ pub struct ModelPrice {
     pub id: String,
     /// Model ids or prefixes (ending in `*`) that resolve to this entry.
     pub matches: Vec<String>,
-    pub input: f64,
-    pub output: f64,
-    pub cache_read: f64,
-    pub cache_write: f64,
+    pub input: Usd,
+    pub output: Usd,
+    pub cache_read: Usd,
+    pub cache_write: Usd,
 }
 
 /// The model price table.
@@ -276,10 +277,10 @@ pub(crate) fn parse_models(text: &str, file: &Path) -> Result<ModelTable, Vec<Co
             .into_iter()
             .map(|(id, p)| ModelPrice {
                 matches: p.matches.unwrap_or_default(),
-                input: p.input,
-                output: p.output,
-                cache_read: p.cache_read.unwrap_or(p.input),
-                cache_write: p.cache_write.unwrap_or(p.input),
+                input: Usd::from_dollars(p.input),
+                output: Usd::from_dollars(p.output),
+                cache_read: Usd::from_dollars(p.cache_read.unwrap_or(p.input)),
+                cache_write: Usd::from_dollars(p.cache_write.unwrap_or(p.input)),
                 id,
             })
             .collect(),

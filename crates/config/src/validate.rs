@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::error::{ConfigError, ConfigWarning};
 use crate::load::{read_text, resolve_path, resolve_program};
 use crate::model::*;
+use crate::money::Usd;
 use crate::path::{AbsPath, KeyPath, line_col};
 use crate::policy::{
     BUILTIN_POLICY_SOURCE, Loosening, PolicyConfig, RepoPolicy, builtin_models, builtin_policy,
@@ -66,10 +67,14 @@ impl Checker<'_> {
         });
     }
 
-    fn money(&mut self, path: &KeyPath, value: Option<f64>, default: f64) -> f64 {
+    /// A positive amount of dollars, parsed into [`Usd`] here, at the edge (to the nearest
+    /// micro-dollar; an amount that rounds to nothing is refused like zero).
+    fn money(&mut self, path: &KeyPath, value: Option<f64>, default: Usd) -> Usd {
         match value {
             None => default,
-            Some(v) if v.is_finite() && v > 0.0 => v,
+            Some(v) if v.is_finite() && v > 0.0 && Usd::from_dollars(v).is_positive() => {
+                Usd::from_dollars(v)
+            }
             Some(v) => {
                 self.error(
                     path,
@@ -540,18 +545,23 @@ fn labels(raw: RawLabels, c: &mut Checker<'_>) -> Labels {
 
 fn budget(raw: RawBudget, c: &mut Checker<'_>, labels: &Labels) -> BudgetConfig {
     let root = KeyPath::root().key("budget");
-    let daily_cap_usd = c.money(&root.key("daily_cap_usd"), raw.daily_cap_usd, 10.0);
+    let daily_cap_usd = c.money(
+        &root.key("daily_cap_usd"),
+        raw.daily_cap_usd,
+        Usd::from_whole_dollars(10),
+    );
     let max_runs_per_day = c.positive(&root.key("max_runs_per_day"), raw.max_runs_per_day, 2);
+    let quarter = Usd::from_micros(250_000);
     let min_useful_usd = match raw.min_useful_usd {
-        None => 0.25,
-        Some(v) if v.is_finite() && v >= 0.0 => v,
+        None => quarter,
+        Some(v) if v.is_finite() && v >= 0.0 => Usd::from_dollars(v),
         Some(v) => {
             c.error(
                 &root.key("min_useful_usd"),
                 format!("amount must be a finite number ≥ 0, not `{v}`"),
                 None,
             );
-            0.25
+            quarter
         }
     };
     let reservation_grace = c.duration(
@@ -562,7 +572,7 @@ fn budget(raw: RawBudget, c: &mut Checker<'_>, labels: &Labels) -> BudgetConfig 
     let d = raw.default.unwrap_or_default();
     let dp = root.key("default");
     let default = RunBudget {
-        cost_usd: c.money(&dp.key("cost_usd"), d.cost_usd, 5.0),
+        cost_usd: c.money(&dp.key("cost_usd"), d.cost_usd, Usd::from_whole_dollars(5)),
         wall_clock: c.duration(
             &dp.key("wall_clock"),
             d.wall_clock.as_deref(),
@@ -574,8 +584,9 @@ fn budget(raw: RawBudget, c: &mut Checker<'_>, labels: &Labels) -> BudgetConfig 
         c.warn(
             &dp.key("cost_usd"),
             format!(
-                "the default run budget ${:.2} is above the daily cap ${daily_cap_usd:.2}; runs will be clamped to the cap",
-                default.cost_usd
+                "the default run budget ${:.2} is above the daily cap ${:.2}; runs will be clamped to the cap",
+                default.cost_usd.dollars(),
+                daily_cap_usd.dollars()
             ),
         );
     }
@@ -583,7 +594,7 @@ fn budget(raw: RawBudget, c: &mut Checker<'_>, labels: &Labels) -> BudgetConfig 
     label_budgets.insert(
         format!("{}budget-large", labels.prefix),
         LabelBudget {
-            cost_usd: Some(7.5),
+            cost_usd: Some(Usd::from_micros(7_500_000)),
             wall_clock: Some(Duration::from_secs(90 * 60)),
             max_turns: Some(40),
         },
@@ -591,7 +602,7 @@ fn budget(raw: RawBudget, c: &mut Checker<'_>, labels: &Labels) -> BudgetConfig 
     label_budgets.insert(
         format!("{}budget-xl", labels.prefix),
         LabelBudget {
-            cost_usd: Some(10.0),
+            cost_usd: Some(Usd::from_whole_dollars(10)),
             wall_clock: Some(Duration::from_secs(120 * 60)),
             max_turns: Some(60),
         },

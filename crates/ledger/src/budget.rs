@@ -4,7 +4,7 @@
 use issueloop_config::{BudgetConfig, RunBudget};
 use serde::Serialize;
 
-use crate::ledger::DayUsage;
+use crate::ledger::{DayUsage, admit_amount};
 use crate::money::Usd;
 
 /// Why a run is not started (or a reservation refused). The ids are stable: they appear in JSON
@@ -79,7 +79,7 @@ impl BudgetDecision {
     /// The amount to reserve in the ledger, `None` for a skip.
     pub fn reserve_amount(&self) -> Option<Usd> {
         match self {
-            BudgetDecision::Run { budget, .. } => Some(Usd::from_dollars(budget.cost_usd)),
+            BudgetDecision::Run { budget, .. } => Some(budget.cost_usd),
             BudgetDecision::Skip { .. } => None,
         }
     }
@@ -95,45 +95,49 @@ impl BudgetDecision {
 
 /// The per-run budget for an issue carrying `labels`, given what `today` has used.
 ///
-/// 1. The day's run-count cap reached ⇒ skip (`daily_runs_reached`).
-/// 2. Start from the default budget; each matching budget label raises each field it sets, the
+/// 1. Start from the default budget; each matching budget label raises each field it sets, the
 ///    largest value wins per field (labels never lower a field).
-/// 3. Nothing left of the daily cap ⇒ skip (`daily_cap_reached`).
-/// 4. Cost above what is left ⇒ clamp it to what is left; a clamp below `min_useful_usd` ⇒ skip
-///    (`below_minimum_budget`): a run that can only run out of money is not started.
+/// 2. Its cost clamped to what is left of the day goes through the stores' cap rule
+///    ([`admit_amount`]): the day's run-count cap reached ⇒ skip (`daily_runs_reached`); nothing
+///    left ⇒ skip (`daily_cap_reached`).
+/// 3. A clamp below `min_useful_usd` ⇒ skip (`below_minimum_budget`): a run that can only run
+///    out of money is not started.
 pub fn derive(labels: &[String], cfg: &BudgetConfig, today: &DayUsage) -> BudgetDecision {
-    let cap = Usd::from_dollars(cfg.daily_cap_usd);
-    if today.runs >= cfg.max_runs_per_day {
-        return BudgetDecision::Skip {
-            reason: SkipReason::DailyRunsReached,
-            explanation: format!(
-                "{} of {} runs allowed per UTC day already started on {}",
-                today.runs, cfg.max_runs_per_day, today.day
-            ),
-        };
-    }
+    let cap = cfg.daily_cap_usd;
     let (mut budget, source) = raised_by_labels(labels, cfg);
-    let used = today.spent.saturating_add(today.reserved);
-    let left = cap.left_after(used);
-    if !left.is_positive() {
-        return BudgetDecision::Skip {
-            reason: SkipReason::DailyCapReached,
-            explanation: format!(
-                "daily cap {cap} reached on {}: {} spent and {} reserved",
-                today.day, today.spent, today.reserved
-            ),
-        };
+    let left = today.left(cap);
+    let wanted = budget.cost_usd;
+    let amount = wanted.min(left);
+    match admit_amount(today, amount, cap, cfg.max_runs_per_day) {
+        Some(reason @ SkipReason::DailyRunsReached) => {
+            return BudgetDecision::Skip {
+                reason,
+                explanation: format!(
+                    "{} of {} runs allowed per UTC day already started on {}",
+                    today.runs, cfg.max_runs_per_day, today.day
+                ),
+            };
+        }
+        Some(reason) => {
+            return BudgetDecision::Skip {
+                reason,
+                explanation: format!(
+                    "daily cap {cap} reached on {}: {} spent and {} reserved",
+                    today.day, today.spent, today.reserved
+                ),
+            };
+        }
+        None => {}
     }
-    let wanted = Usd::from_dollars(budget.cost_usd);
-    if wanted <= left {
+    if amount == wanted {
         return BudgetDecision::Run {
             budget,
             clamped: false,
             explanation: format!("{source} {wanted}; {left} left of {cap} today"),
         };
     }
-    let minimum = Usd::from_dollars(cfg.min_useful_usd);
-    if left < minimum {
+    let minimum = cfg.min_useful_usd;
+    if amount < minimum {
         return BudgetDecision::Skip {
             reason: SkipReason::BelowMinimum,
             explanation: format!(
@@ -142,7 +146,7 @@ pub fn derive(labels: &[String], cfg: &BudgetConfig, today: &DayUsage) -> Budget
             ),
         };
     }
-    budget.cost_usd = left.dollars();
+    budget.cost_usd = amount;
     BudgetDecision::Run {
         budget,
         clamped: true,
@@ -160,7 +164,7 @@ fn raised_by_labels(labels: &[String], cfg: &BudgetConfig) -> (RunBudget, String
             continue;
         };
         if let Some(cost) = raise.cost_usd
-            && Usd::from_dollars(cost) > Usd::from_dollars(budget.cost_usd)
+            && cost > budget.cost_usd
         {
             budget.cost_usd = cost;
             cost_source.clone_from(label);
@@ -192,7 +196,7 @@ mod tests {
         labels.insert(
             "loop:budget-large".to_owned(),
             LabelBudget {
-                cost_usd: Some(7.5),
+                cost_usd: Some(Usd::from_dollars(7.5)),
                 wall_clock: Some(Duration::from_secs(90 * MIN)),
                 max_turns: Some(40),
             },
@@ -200,7 +204,7 @@ mod tests {
         labels.insert(
             "loop:budget-xl".to_owned(),
             LabelBudget {
-                cost_usd: Some(10.0),
+                cost_usd: Some(Usd::from_dollars(10.0)),
                 wall_clock: Some(Duration::from_secs(120 * MIN)),
                 max_turns: Some(60),
             },
@@ -209,18 +213,18 @@ mod tests {
         labels.insert(
             "loop:budget-chatty".to_owned(),
             LabelBudget {
-                cost_usd: Some(1.0),
+                cost_usd: Some(Usd::from_dollars(1.0)),
                 wall_clock: Some(Duration::from_secs(10 * MIN)),
                 max_turns: Some(200),
             },
         );
         BudgetConfig {
-            daily_cap_usd: 10.0,
+            daily_cap_usd: Usd::from_dollars(10.0),
             max_runs_per_day: 3,
-            min_useful_usd: 0.25,
+            min_useful_usd: Usd::from_dollars(0.25),
             reservation_grace: Duration::from_secs(15 * MIN),
             default: RunBudget {
-                cost_usd: 5.0,
+                cost_usd: Usd::from_dollars(5.0),
                 wall_clock: Duration::from_secs(45 * MIN),
                 max_turns: 20,
             },
@@ -392,7 +396,7 @@ mod tests {
                         ..
                     },
                 ) => {
-                    assert_eq!(budget.cost_usd, *cost, "{name}: {got:?}");
+                    assert_eq!(budget.cost_usd, Usd::from_dollars(*cost), "{name}: {got:?}");
                     assert_eq!(
                         budget.wall_clock.as_secs(),
                         wall_clock_min * MIN,
@@ -459,7 +463,7 @@ mod tests {
         else {
             panic!("expected a clamped run, got {d:?}");
         };
-        assert_eq!(budget.cost_usd, 0.3);
+        assert_eq!(budget.cost_usd, Usd::from_micros(300_000));
     }
 
     #[test]
@@ -484,6 +488,42 @@ mod tests {
         ] {
             assert_eq!(SkipReason::from_id(r.id()), Some(r));
             assert_eq!(serde_json::to_value(r).unwrap(), r.id());
+        }
+    }
+
+    proptest::proptest! {
+        /// `derive` and the stores decide with one rule: a budget `derive` gives is one every
+        /// store admits on the same day, and a cap `derive` reports reached is one the stores
+        /// refuse with the same reason.
+        #[test]
+        fn derive_agrees_with_the_stores_cap_rule(
+            spent in 0i64..12_000_000,
+            reserved in 0i64..12_000_000,
+            runs in 0u32..5,
+            xl in proptest::bool::ANY,
+        ) {
+            let cfg = config();
+            let today = DayUsage {
+                day: date(2026, 11, 21),
+                spent: Usd::from_micros(spent),
+                reserved: Usd::from_micros(reserved),
+                runs,
+            };
+            let names = if xl { labels(&["loop:budget-xl"]) } else { Vec::new() };
+            let admits = |amount| admit_amount(&today, amount, cfg.daily_cap_usd, cfg.max_runs_per_day);
+            match derive(&names, &cfg, &today) {
+                BudgetDecision::Run { budget, .. } => {
+                    proptest::prop_assert_eq!(admits(budget.cost_usd), None);
+                    proptest::prop_assert!(budget.cost_usd >= cfg.min_useful_usd);
+                }
+                BudgetDecision::Skip { reason: SkipReason::BelowMinimum, .. } => {
+                    proptest::prop_assert!(today.left(cfg.daily_cap_usd) < cfg.min_useful_usd);
+                }
+                BudgetDecision::Skip { reason, .. } => {
+                    // Even the smallest reservation is refused, for the same reason.
+                    proptest::prop_assert_eq!(admits(Usd::from_micros(1)), Some(reason));
+                }
+            }
         }
     }
 }

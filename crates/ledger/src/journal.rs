@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::{LedgerEntry, LedgerError};
+use crate::money::Usd;
 
 /// A run's id: `20261121T130501Z-acme-api-42-7f3a9c`. The UTC start time first, so ids sort by
 /// time; then the repository and issue, for people; then a random suffix, so two runs started
@@ -157,7 +158,7 @@ pub enum Event {
         stage: String,
         /// `completed`, `failed`, `budget_exhausted` or `timed_out`.
         status: String,
-        cost_usd: f64,
+        cost_usd: Usd,
         /// Where the cost came from: `reported` by the harness, `model_table`, …
         cost_source: String,
         #[serde(default)]
@@ -474,7 +475,7 @@ mod tests {
             Event::BackendFinished {
                 stage: "execute".into(),
                 status: "completed".into(),
-                cost_usd: 1.25,
+                cost_usd: Usd::from_dollars(1.25),
                 cost_source: "reported".into(),
                 usage: serde_json::json!({"input_tokens": 10}),
                 error: None,

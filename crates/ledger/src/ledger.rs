@@ -85,8 +85,8 @@ impl ReserveRequest {
             run_id,
             repo: repo.into(),
             issue,
-            amount: Usd::from_dollars(budget.cost_usd),
-            cap: Usd::from_dollars(cfg.daily_cap_usd),
+            amount: budget.cost_usd,
+            cap: cfg.daily_cap_usd,
             max_runs: cfg.max_runs_per_day,
             wall_clock: budget.wall_clock,
             grace: cfg.reservation_grace,
@@ -111,18 +111,28 @@ impl ReserveRequest {
     }
 }
 
-/// The cap rule every store applies inside its reservation transaction: refuse when the day
-/// already has `max_runs` runs, or when `spent + reserved + amount` would pass the cap; `None`
-/// admits the reservation. Pure, so every backend decides exactly alike.
+/// The cap rule every store applies inside its reservation transaction, and [`crate::derive`]
+/// before it: [`admit_amount`] for the request's amount and limits. `None` admits it. Pure, so
+/// every backend (SQLite, PostgreSQL, the state-github replay) decides exactly alike.
 pub fn admit(usage: &DayUsage, req: &ReserveRequest) -> Option<SkipReason> {
-    if usage.runs >= req.max_runs {
+    admit_amount(usage, req.amount, req.cap, req.max_runs)
+}
+
+/// The cap rule itself, written once: refuse when the day already has `max_runs` runs
+/// (`daily_runs_reached`, checked first), or when nothing is left of `cap` or
+/// `spent + reserved + amount` would pass it (`daily_cap_reached`); `None` admits `amount`.
+///
+/// For a positive amount "nothing left" is implied by "does not fit"; it is spelled out so that
+/// a zero amount — what clamping to an exhausted day gives — is refused too.
+pub fn admit_amount(usage: &DayUsage, amount: Usd, cap: Usd, max_runs: u32) -> Option<SkipReason> {
+    if usage.runs >= max_runs {
         return Some(SkipReason::DailyRunsReached);
     }
     let after_this = usage
         .spent
         .saturating_add(usage.reserved)
-        .saturating_add(req.amount);
-    (after_this > req.cap).then_some(SkipReason::DailyCapReached)
+        .saturating_add(amount);
+    (!usage.left(cap).is_positive() || after_this > cap).then_some(SkipReason::DailyCapReached)
 }
 
 /// A recorded reservation.
@@ -504,12 +514,18 @@ mod tests {
             (10.0, 0.0, 5, 1.0, 5, Some(SkipReason::DailyRunsReached)),
             // Overspent settles may have pushed the day past the cap: nothing more fits.
             (12.0, 0.0, 1, 0.01, 5, Some(SkipReason::DailyCapReached)),
+            // A clamp to an exhausted day asks for nothing: refused, the day is spent.
+            (6.0, 4.0, 1, 0.0, 5, Some(SkipReason::DailyCapReached)),
+            (6.0, 3.0, 1, 0.0, 5, None),
         ];
         for (spent, reserved, runs, amount, max_runs, want) in cases {
+            let today = usage(spent, reserved, runs);
+            let what = format!("{spent} + {reserved} + {amount}, {runs} of {max_runs} runs");
+            assert_eq!(admit(&today, &req(amount, max_runs)), want, "{what}");
             assert_eq!(
-                admit(&usage(spent, reserved, runs), &req(amount, max_runs)),
+                admit_amount(&today, usd(amount), usd(10.0), max_runs),
                 want,
-                "{spent} + {reserved} + {amount}, {runs} of {max_runs} runs"
+                "{what}"
             );
         }
     }

@@ -65,7 +65,7 @@ fn main() {
     };
     let env = Env::from_process();
     let limits = RunLimits {
-        cost_usd: 1e9,
+        cost_usd: issueloop_config::Usd::from_whole_dollars(1_000_000_000),
         wall_clock: Duration::from_secs(600),
         max_turns: 0,
     };

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use issueloop_config::{BackendKind, BackendSettings, Config, ModelTable, RunBudget, Stage};
+use issueloop_config::{BackendKind, BackendSettings, Config, ModelTable, RunBudget, Stage, Usd};
 
 use crate::error::RuntimeError;
 use crate::format::Format;
@@ -20,7 +20,7 @@ pub const BRIEF_FILE_VAR: &str = "ISSUELOOP_BRIEF_FILE";
 /// One run's limits, as the supervisor and the harness flags see them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunLimits {
-    pub cost_usd: f64,
+    pub cost_usd: Usd,
     pub wall_clock: Duration,
     pub max_turns: u32,
 }
@@ -291,7 +291,7 @@ pub fn invocation(
             if limits.max_turns > 0 {
                 args.extend(["--max-turns".into(), limits.max_turns.to_string()]);
             }
-            if limits.cost_usd.is_finite() && limits.cost_usd > 0.0 {
+            if limits.cost_usd.is_positive() {
                 args.extend(["--max-budget-usd".into(), dollars(limits.cost_usd)]);
             }
         }
@@ -398,10 +398,16 @@ pub fn invocation_for_stage(
 
 /// A dollar amount for a command line: at most four decimals, rounded down so the harness's own
 /// cap is never above the run budget.
-fn dollars(usd: f64) -> String {
+fn dollars(usd: Usd) -> String {
     // Beyond a million dollars the harness's cap is moot; issueloop enforces the real budget.
-    let floored = (usd.min(1_000_000.0) * 10_000.0).floor() / 10_000.0;
-    let s = format!("{floored:.4}");
+    let micros = usd.micros().clamp(0, 1_000_000 * 1_000_000);
+    // Ten-thousandths of a dollar, rounded down.
+    let tenths_of_cents = micros / 100;
+    let s = format!(
+        "{}.{:04}",
+        tenths_of_cents / 10_000,
+        tenths_of_cents % 10_000
+    );
     s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
@@ -411,7 +417,7 @@ mod tests {
 
     fn limits() -> RunLimits {
         RunLimits {
-            cost_usd: 2.5,
+            cost_usd: Usd::from_dollars(2.5),
             wall_clock: Duration::from_secs(600),
             max_turns: 20,
         }
@@ -581,10 +587,11 @@ mod tests {
 
     #[test]
     fn budgets_never_round_up() {
-        assert_eq!(dollars(5.0), "5");
-        assert_eq!(dollars(0.5), "0.5");
-        assert_eq!(dollars(1.23456), "1.2345");
-        assert_eq!(dollars(f64::MAX), "1000000");
+        assert_eq!(dollars(Usd::from_dollars(5.0)), "5");
+        assert_eq!(dollars(Usd::from_dollars(0.5)), "0.5");
+        assert_eq!(dollars(Usd::from_dollars(1.23456)), "1.2345");
+        assert_eq!(dollars(Usd::from_dollars(0.00009)), "0");
+        assert_eq!(dollars(Usd::MAX), "1000000");
     }
 
     #[test]

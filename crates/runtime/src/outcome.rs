@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use issueloop_config::Usd;
 use serde::Serialize;
 
 /// How a run ended.
@@ -117,7 +118,7 @@ impl Usage {
 /// The running cost of a live run, emitted whenever it changes.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct CostUpdate {
-    pub cost_usd: f64,
+    pub cost_usd: Usd,
     pub source: CostSource,
 }
 
@@ -126,7 +127,7 @@ pub struct CostUpdate {
 pub struct BackendOutcome {
     pub status: Status,
     /// Dollars spent as far as the stream tells (a lower bound when `cost_source` is `unknown`).
-    pub cost_usd: f64,
+    pub cost_usd: Usd,
     pub cost_source: CostSource,
     pub usage: Usage,
     /// The agent's final answer (bounded; empty when it gave none).
@@ -160,7 +161,7 @@ pub struct BackendOutcome {
 impl BackendOutcome {
     /// What the ledger charges for this run: the cost when it is known, else the whole run
     /// budget (or the cost so far, if that is already more). Never less than what was seen.
-    pub fn ledger_cost(&self, run_budget_usd: f64) -> f64 {
+    pub fn ledger_cost(&self, run_budget_usd: Usd) -> Usd {
         match self.cost_source {
             CostSource::Reported | CostSource::Priced => self.cost_usd,
             CostSource::Unknown => self.cost_usd.max(run_budget_usd),
@@ -179,7 +180,7 @@ mod tests {
     fn outcome(cost_usd: f64, cost_source: CostSource) -> BackendOutcome {
         BackendOutcome {
             status: Status::Completed,
-            cost_usd,
+            cost_usd: Usd::from_dollars(cost_usd),
             cost_source,
             usage: Usage::default(),
             final_message: String::new(),
@@ -199,10 +200,18 @@ mod tests {
 
     #[test]
     fn unknown_cost_charges_the_whole_budget_never_less_than_seen() {
-        assert_eq!(outcome(0.2, CostSource::Reported).ledger_cost(5.0), 0.2);
-        assert_eq!(outcome(0.2, CostSource::Priced).ledger_cost(5.0), 0.2);
-        assert_eq!(outcome(0.2, CostSource::Unknown).ledger_cost(5.0), 5.0);
-        assert_eq!(outcome(6.0, CostSource::Unknown).ledger_cost(5.0), 6.0);
+        let usd = Usd::from_dollars;
+        let five = usd(5.0);
+        assert_eq!(
+            outcome(0.2, CostSource::Reported).ledger_cost(five),
+            usd(0.2)
+        );
+        assert_eq!(outcome(0.2, CostSource::Priced).ledger_cost(five), usd(0.2));
+        assert_eq!(outcome(0.2, CostSource::Unknown).ledger_cost(five), five);
+        assert_eq!(
+            outcome(6.0, CostSource::Unknown).ledger_cost(five),
+            usd(6.0)
+        );
     }
 
     #[test]

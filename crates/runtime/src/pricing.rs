@@ -1,6 +1,6 @@
 //! Dollars from tokens for harnesses that report no cost, using the model price table.
 
-use issueloop_config::{ModelTable, builtin_models};
+use issueloop_config::{ModelTable, Usd, builtin_models};
 
 use crate::outcome::Usage;
 
@@ -26,18 +26,21 @@ impl Pricing {
     }
 
     /// The price of `usage` for `model` (the harness-reported one, else the configured one).
-    /// No tokens cost nothing whatever the model; an unknown model is `None`.
-    pub fn price(&self, usage: &Usage, model: Option<&str>) -> Option<f64> {
+    /// No tokens cost nothing whatever the model; an unknown model is `None`. Each kind of token
+    /// is priced in micro-dollars rounded up (the safe side), so a price is never below the
+    /// exact product by more than four micro-dollars' worth of rounding, and never below it.
+    pub fn price(&self, usage: &Usage, model: Option<&str>) -> Option<Usd> {
         if usage.is_zero() {
-            return Some(0.0);
+            return Some(Usd::ZERO);
         }
         let model = model.or(self.model.as_deref())?;
         let p = self.models.lookup(model)?;
-        let per_million = usage.input_tokens as f64 * p.input
-            + usage.output_tokens as f64 * p.output
-            + usage.cache_read_tokens as f64 * p.cache_read
-            + usage.cache_write_tokens as f64 * p.cache_write;
-        Some(per_million / 1_000_000.0)
+        Some(
+            Usd::per_million_tokens(usage.input_tokens, p.input)
+                + Usd::per_million_tokens(usage.output_tokens, p.output)
+                + Usd::per_million_tokens(usage.cache_read_tokens, p.cache_read)
+                + Usd::per_million_tokens(usage.cache_write_tokens, p.cache_write),
+        )
     }
 
     /// Whether `model` has a price.
@@ -61,7 +64,7 @@ mod tests {
         };
         // claude-sonnet-4: 3 + 15 + 0.30 + 3.75
         let cost = p.price(&u, Some("claude-sonnet-4-5-20250929")).unwrap();
-        assert!((cost - 22.05).abs() < 1e-9, "{cost}");
+        assert_eq!(cost, Usd::from_micros(22_050_000), "{cost}");
         // provider prefixes are ignored
         assert!(p.price(&u, Some("openai/gpt-5")).is_some());
     }
@@ -75,7 +78,10 @@ mod tests {
         };
         assert_eq!(p.price(&u, Some("test-model")), None);
         assert_eq!(p.price(&u, None), None);
-        assert_eq!(p.price(&Usage::default(), Some("test-model")), Some(0.0));
+        assert_eq!(
+            p.price(&Usage::default(), Some("test-model")),
+            Some(Usd::ZERO)
+        );
     }
 
     #[test]
@@ -85,7 +91,7 @@ mod tests {
             output_tokens: 1_000_000,
             ..Usage::default()
         };
-        assert_eq!(p.price(&u, None), Some(10.0));
-        assert_eq!(p.price(&u, Some("o3")), Some(8.0));
+        assert_eq!(p.price(&u, None), Some(Usd::from_whole_dollars(10)));
+        assert_eq!(p.price(&u, Some("o3")), Some(Usd::from_whole_dollars(8)));
     }
 }

@@ -145,12 +145,7 @@ pub async fn run_with(
     let deadline = now
         .checked_add(limits.wall_clock)
         .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 24 * 3600));
-    // A budget that is not a number stops at the first cent (safe side).
-    let budget_usd = if limits.cost_usd.is_nan() {
-        0.0
-    } else {
-        limits.cost_usd
-    };
+    let budget_usd = limits.cost_usd;
     let mut buf = vec![0u8; READ_CHUNK];
     let mut killed = None;
     let mut status: Option<std::io::Result<std::process::ExitStatus>> = None;
@@ -178,8 +173,8 @@ pub async fn run_with(
                         if update.cost_usd > budget_usd {
                             tracing::warn!(
                                 pid,
-                                cost_usd = update.cost_usd,
-                                budget_usd,
+                                cost_usd = update.cost_usd.dollars(),
+                                budget_usd = budget_usd.dollars(),
                                 "the running cost passed the run budget; stopping the agent"
                             );
                             killed = Some(KillReason::Budget);
@@ -246,7 +241,7 @@ pub async fn run_with(
     tracing::info!(
         backend = %inv.backend,
         status = %outcome.status,
-        cost_usd = outcome.cost_usd,
+        cost_usd = outcome.cost_usd.dollars(),
         cost_source = %outcome.cost_source,
         exit_code = outcome.exit_code.map_or_else(|| "none".to_owned(), |c| c.to_string()),
         "agent finished"

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use issueloop_config::builtin_models;
+use issueloop_config::{Usd, builtin_models};
 use issueloop_runtime::{BackendOutcome, CostSource, Format, Normalizer, Pricing, Status};
 
 use CostSource::{Priced, Reported, Unknown};
@@ -210,7 +210,7 @@ fn every_fixture_normalizes_to_its_expected_outcome() {
     let mut failures = Vec::new();
     for x in TABLE {
         let o = replay(x);
-        let cents = (o.cost_usd * 100.0).round() as i64;
+        let cents = (o.cost_usd.dollars() * 100.0).round() as i64;
         let text = match o.status {
             Completed => o.final_message.clone(),
             _ => o.error.clone().unwrap_or_default(),
@@ -224,7 +224,8 @@ fn every_fixture_normalizes_to_its_expected_outcome() {
         if cents != x.cents {
             wrong.push(format!(
                 "cost ${:.6} (expected {} cents)",
-                o.cost_usd, x.cents
+                o.cost_usd.dollars(),
+                x.cents
             ));
         }
         if o.cost_source != x.source {
@@ -272,22 +273,29 @@ fn forward_compatible_events_are_counted_not_fatal() {
 #[test]
 fn exact_costs_of_a_few_fixtures() {
     let find = |f: &str| TABLE.iter().find(|x| x.file == f).expect("in table");
-    let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+    let micros = Usd::from_micros;
     let o = replay(find("codex/exec_success.jsonl"));
-    // 315 uncached × $1.25 + 24448 cached × $0.125 + 122 output × $10, per million
-    assert!(close(o.cost_usd, 0.00466975), "{}", o.cost_usd);
+    // 315 uncached × $1.25 + 24448 cached × $0.125 + 122 output × $10, per million:
+    // $0.00466975, each kind rounded up to the micro-dollar (393.75 → 394).
+    assert_eq!(o.cost_usd, micros(4_670), "{}", o.cost_usd.dollars());
     assert_eq!(o.usage.cache_read_tokens, 24448);
     let o = replay(find("gemini/json_success_docs.json"));
-    assert!(close(o.cost_usd, 0.01292653 + 0.0027979), "{}", o.cost_usd);
+    // $0.01292653 + $0.0027979, each rounded up to the micro-dollar.
+    assert_eq!(
+        o.cost_usd,
+        micros(12_927 + 2_798),
+        "{}",
+        o.cost_usd.dollars()
+    );
     let o = replay(find(
         "claude/takopi_stream_session_success_then_error_during_execution.jsonl",
     ));
-    assert!(close(o.cost_usd, 0.013345), "{}", o.cost_usd);
+    assert_eq!(o.cost_usd, micros(13_345), "{}", o.cost_usd.dollars());
     let o = replay(find(
         "pi/takopi_legacy_print_mode_events_compaction_and_retry.jsonl",
     ));
-    assert!(close(o.cost_usd, 0.003462), "{}", o.cost_usd);
+    assert_eq!(o.cost_usd, micros(3_462), "{}", o.cost_usd.dollars());
     let o = replay(find("opencode/run_json_success.jsonl"));
-    assert!(close(o.cost_usd, 0.001), "{}", o.cost_usd);
+    assert_eq!(o.cost_usd, micros(1_000), "{}", o.cost_usd.dollars());
     assert_eq!(o.usage.cache_read_tokens, 21415);
 }

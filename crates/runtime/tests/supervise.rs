@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use issueloop_config::{BackendKind, BackendSettings, Env};
+use issueloop_config::{BackendKind, BackendSettings, Env, Usd};
 use issueloop_runtime::{
     BRIEF_FILE_VAR, Brief, CostSource, Invocation, KillReason, RunEvent, RunLimits, RunOptions,
     RuntimeError, Status, invocation, run, run_with,
@@ -43,7 +43,7 @@ fn command(argv: &[&str], format: &str, env: &[&str]) -> Invocation {
 
 fn limits(cost_usd: f64, wall_secs: u64) -> RunLimits {
     RunLimits {
-        cost_usd,
+        cost_usd: Usd::from_dollars(cost_usd),
         wall_clock: Duration::from_secs(wall_secs),
         max_turns: 10,
     }
@@ -150,7 +150,7 @@ async fn a_stream_whose_cost_passes_the_budget_is_killed_within_one_event() {
     assert_eq!(o.status, Status::BudgetExhausted, "{o:#?}");
     assert_eq!(o.killed, Some(KillReason::Budget));
     // The third step's $0.30 crossed the budget: the cost so far is reported, not more.
-    assert!((o.cost_usd - 0.3).abs() < 1e-9, "{}", o.cost_usd);
+    assert_eq!(o.cost_usd, Usd::from_dollars(0.3), "{}", o.cost_usd);
     assert_eq!(o.cost_source, CostSource::Reported);
     let emitted: u32 = std::fs::read_to_string(&progress)
         .expect("progress")
@@ -167,7 +167,7 @@ async fn a_stream_whose_cost_passes_the_budget_is_killed_within_one_event() {
         "{events:?}"
     );
     assert_eq!(events.last(), Some(&RunEvent::Killed(KillReason::Budget)));
-    let costs: Vec<f64> = events
+    let costs: Vec<Usd> = events
         .iter()
         .filter_map(|e| match e {
             RunEvent::Cost(c) => Some(c.cost_usd),
@@ -175,7 +175,7 @@ async fn a_stream_whose_cost_passes_the_budget_is_killed_within_one_event() {
         })
         .collect();
     assert_eq!(costs.len(), 3, "{costs:?}");
-    assert_eq!(o.ledger_cost(0.25), o.cost_usd);
+    assert_eq!(o.ledger_cost(Usd::from_dollars(0.25)), o.cost_usd);
 }
 
 #[tokio::test]
@@ -206,8 +206,8 @@ async fn a_hung_agent_and_its_child_are_killed_at_the_wall_clock_limit() {
     assert_eq!(o.killed, Some(KillReason::WallClock));
     assert_eq!(o.cost_source, CostSource::Unknown);
     assert_eq!(
-        o.ledger_cost(1.0),
-        1.0,
+        o.ledger_cost(Usd::from_dollars(1.0)),
+        Usd::from_dollars(1.0),
         "an unknown cost is charged the whole budget"
     );
     let parent = read_pid(&parent_pid).await;
@@ -313,7 +313,8 @@ async fn a_captured_stream_replayed_through_supervision_keeps_its_outcome() {
         .expect("the run");
     assert_eq!(o.status, Status::Completed, "{o:#?}");
     assert_eq!(o.cost_source, CostSource::Reported);
-    assert!((o.cost_usd - 0.24722425).abs() < 1e-12);
+    // $0.24722425 as reported, rounded up to the micro-dollar.
+    assert_eq!(o.cost_usd, Usd::from_micros(247_225));
     assert_eq!(
         o.final_message,
         "Here are the files in the current directory."
@@ -326,7 +327,7 @@ async fn limits_beyond_any_clock_are_no_limit() {
     let d = dirs();
     let inv = command(&["print", "ok"], "text", &[]);
     let huge = RunLimits {
-        cost_usd: f64::MAX,
+        cost_usd: Usd::MAX,
         wall_clock: Duration::MAX,
         max_turns: u32::MAX,
     };

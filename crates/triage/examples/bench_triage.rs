@@ -13,6 +13,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use issueloop_config::Usd;
 use issueloop_triage::{
     BudgetSummary, CandidateFacts, DiffStat, FileStat, GateRow, Issue, LabelEvent, Permission,
     PolicyVerdict, PrBodyInput, acceptance_criteria, pr_body, redact, select,
@@ -121,8 +122,8 @@ fn main() {
             violations: Vec::new(),
         },
         budget: BudgetSummary {
-            budget_usd: 5.0,
-            cost_usd: 1.0,
+            budget_usd: Usd::from_dollars(5.0),
+            cost_usd: Usd::from_dollars(1.0),
             cost_source: "reported".into(),
             explanation: None,
         },

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use issueloop_config::Usd;
 use issueloop_triage::{
     AcceptanceSource, BOT_SECTION_BEGIN, BOT_SECTION_END, BudgetSummary, CommentInput, DiffStat,
     Distrust, DistrustReason, Failure, FileStat, GITHUB_TEXT_LIMIT, GateRow, PolicyVerdict,
@@ -56,8 +57,8 @@ fn success_input() -> PrBodyInput {
             violations: vec![],
         },
         budget: BudgetSummary {
-            budget_usd: 5.0,
-            cost_usd: 0.4213,
+            budget_usd: Usd::from_dollars(5.0),
+            cost_usd: Usd::from_dollars(0.4213),
             cost_source: "reported by the harness".into(),
             explanation: None,
         },
@@ -66,13 +67,13 @@ fn success_input() -> PrBodyInput {
                 stage: "execute".into(),
                 runtime: "claude_code".into(),
                 duration: Some(secs(312.0)),
-                cost_usd: Some(0.39),
+                cost_usd: Some(Usd::from_dollars(0.39)),
             },
             StageRow {
                 stage: "evaluate".into(),
                 runtime: "codex".into(),
                 duration: Some(secs(41.5)),
-                cost_usd: Some(0.0313),
+                cost_usd: Some(Usd::from_dollars(0.0313)),
             },
         ],
         diff: DiffStat {
@@ -130,8 +131,8 @@ fn clamped_input() -> PrBodyInput {
         ],
         policy: PolicyVerdict { ok: true, violations: vec![] },
         budget: BudgetSummary {
-            budget_usd: 2.1,
-            cost_usd: 1.87,
+            budget_usd: Usd::from_dollars(2.1),
+            cost_usd: Usd::from_dollars(1.87),
             cost_source: "priced from the model table (`gpt-5-codex`)".into(),
             explanation: Some(
                 "`loop:budget-large` asks for $7.50; clamped to $2.10, what is left of today's $10.00 cap."
@@ -142,7 +143,7 @@ fn clamped_input() -> PrBodyInput {
             stage: "execute".into(),
             runtime: "codex".into(),
             duration: Some(secs(1830.0)),
-            cost_usd: Some(1.87),
+            cost_usd: Some(Usd::from_dollars(1.87)),
         }],
         diff: DiffStat {
             files: 2,
@@ -227,8 +228,8 @@ fn gate_failure_comment() {
             },
         ],
         budget: Some(BudgetSummary {
-            budget_usd: 5.0,
-            cost_usd: 2.35,
+            budget_usd: Usd::from_dollars(5.0),
+            cost_usd: Usd::from_dollars(2.35),
             cost_source: "reported by the harness".into(),
             explanation: None,
         }),
@@ -258,8 +259,8 @@ fn policy_violation_comment() {
             ],
         }),
         budget: Some(BudgetSummary {
-            budget_usd: 5.0,
-            cost_usd: 0.9,
+            budget_usd: Usd::from_dollars(5.0),
+            cost_usd: Usd::from_dollars(0.9),
             cost_source: "reported by the harness".into(),
             explanation: None,
         }),
@@ -275,8 +276,8 @@ fn policy_violation_comment() {
 fn budget_exhausted_comment() {
     let comment = failed_comment(Failure {
         budget: Some(BudgetSummary {
-            budget_usd: 2.1,
-            cost_usd: 2.14,
+            budget_usd: Usd::from_dollars(2.1),
+            cost_usd: Usd::from_dollars(2.14),
             cost_source: "reported by the harness".into(),
             explanation: Some(
                 "`loop:budget-large` asks for $7.50; clamped to $2.10, what is left of today's $10.00 cap."
@@ -302,8 +303,8 @@ fn published_comment() {
             draft: true,
             updated: false,
             budget: Some(BudgetSummary {
-                budget_usd: 5.0,
-                cost_usd: 0.42,
+                budget_usd: Usd::from_dollars(5.0),
+                cost_usd: Usd::from_dollars(0.42),
                 cost_source: "reported by the harness".into(),
                 explanation: None,
             }),

@@ -44,7 +44,7 @@ fn may_start_stage_table() {
     let facts = |stopping, lease: &Result<(), RunFailure>, remaining, time_left| StageFacts {
         stopping,
         lease: lease.clone(),
-        remaining_usd: remaining,
+        remaining_usd: Usd::from_dollars(remaining),
         time_left,
     };
     let held = Ok(());
@@ -97,7 +97,7 @@ fn the_repair_rule() {
     use StopRepair::{AttemptsUsed, BudgetTooLow, OutOfTime};
     let limits = RepairLimits {
         attempts: 2,
-        min_useful_usd: 0.25,
+        min_useful_usd: Usd::from_dollars(0.25),
     };
     let table = [
         (0, 1.0, SEC, Attempt(1)),
@@ -115,16 +115,19 @@ fn the_repair_rule() {
     ];
     for (attempt, remaining, time_left, expected) in table {
         assert_eq!(
-            may_repair(attempt, limits, remaining, time_left),
+            may_repair(attempt, limits, Usd::from_dollars(remaining), time_left),
             expected,
             "attempt {attempt}, ${remaining}, {time_left:?}"
         );
     }
     let none = RepairLimits {
         attempts: 0,
-        min_useful_usd: 0.0,
+        min_useful_usd: Usd::ZERO,
     };
-    assert_eq!(may_repair(0, none, 5.0, SEC), Stop(AttemptsUsed));
+    assert_eq!(
+        may_repair(0, none, Usd::from_dollars(5.0), SEC),
+        Stop(AttemptsUsed)
+    );
 }
 
 #[test]

@@ -93,7 +93,7 @@ impl Run<'_> {
             stage: stage.to_string(),
             runtime_id: invocation.runtime_id().to_owned(),
         });
-        tracing::info!(stage = %stage, backend = invocation.runtime_id(), budget = remaining, "stage started: {invocation}");
+        tracing::info!(stage = %stage, backend = invocation.runtime_id(), budget = remaining.dollars(), "stage started: {invocation}");
         self.agent_started = true;
         let started = Instant::now();
         let (env, sandbox) = match &self.containment {
@@ -134,7 +134,7 @@ impl Run<'_> {
             duration: Some(started.elapsed()),
             cost_usd: Some(cost),
         });
-        tracing::info!(stage = %stage, status = outcome.status.as_str(), cost, "stage finished");
+        tracing::info!(stage = %stage, status = outcome.status.as_str(), cost = cost.dollars(), "stage finished");
         match agent_failure(
             stage.as_str(),
             &outcome,

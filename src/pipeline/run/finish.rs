@@ -3,7 +3,7 @@
 //! no agent ran), `run_finished` journaled.
 
 use issueloop_forge::Release;
-use issueloop_ledger::{Event, Usd};
+use issueloop_ledger::Event;
 use issueloop_triage::{BudgetSummary, CommentInput, Failure, PolicyVerdict, RunOutcome};
 use jiff::Timestamp;
 
@@ -73,7 +73,7 @@ impl Run<'_> {
         });
         tracing::info!(
             status = row.status.as_str(),
-            cost = self.spent,
+            cost = self.spent.dollars(),
             "run finished"
         );
         Finished { row, state_error }
@@ -84,13 +84,11 @@ impl Run<'_> {
     fn settle(&self) -> Option<String> {
         let (store, run_id, now) = (&self.pipeline.store, &self.item.run_id, Timestamp::now());
         let result = match decisions::settlement(self.agent_started) {
-            Settlement::Settle => store
-                .settle(run_id, Usd::from_dollars(self.spent), now)
-                .map(|s| {
-                    if s.overspent {
-                        tracing::warn!("the run cost more than its reservation (recorded as is)");
-                    }
-                }),
+            Settlement::Settle => store.settle(run_id, self.spent, now).map(|s| {
+                if s.overspent {
+                    tracing::warn!("the run cost more than its reservation (recorded as is)");
+                }
+            }),
             Settlement::Release => store.release(run_id, now),
         };
         result.err().map(|e| {

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use issueloop_config::Usd;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
@@ -117,7 +118,7 @@ struct ResultInfo {
     is_error: bool,
     text: Option<String>,
     errors: Vec<String>,
-    cost: Option<f64>,
+    cost: Option<Usd>,
     usage: Option<Usage>,
     /// The estimate from assistant frames at the time of the result (used when it has no cost).
     estimate: Estimate,
@@ -130,7 +131,7 @@ struct ResultInfo {
 #[derive(Clone, Default)]
 struct Estimate {
     usage: Usage,
-    cost: f64,
+    cost: Usd,
     unpriced: bool,
     /// The message being streamed: split frames repeat its id and usage.
     current: Option<(Option<String>, Usage, Option<String>)>,
@@ -160,7 +161,7 @@ impl Estimate {
     }
 
     /// Cost and usage including the message in flight; cost `None` when a model has no price.
-    fn total(&self, p: &Pricing) -> (Option<f64>, Usage) {
+    fn total(&self, p: &Pricing) -> (Option<Usd>, Usage) {
         let mut e = self.clone();
         e.fold(p);
         ((!e.unpriced).then_some(e.cost), e.usage)
@@ -193,7 +194,7 @@ pub(crate) struct State {
     /// The last `api_retry` notice, until a `result` or an assistant message follows it.
     last_retry: Option<String>,
     /// Sessions finished before the current `result` (several `claude -p` runs in one stream).
-    settled_cost: f64,
+    settled_cost: Usd,
     settled_cost_unknown: bool,
     settled_usage: Usage,
     result: Option<ResultInfo>,
@@ -332,7 +333,7 @@ impl State {
     }
 
     /// Reported dollars of finished sessions, `None` when one of them reported none.
-    fn reported(&self) -> Option<f64> {
+    fn reported(&self) -> Option<Usd> {
         if self.settled_cost_unknown {
             return None;
         }
@@ -387,12 +388,12 @@ impl State {
             let mut cost = self.settled_cost;
             if let Some(r) = &self.result {
                 usage.add(&r.usage.unwrap_or(r.estimate.usage));
-                cost += r.cost.unwrap_or(0.0);
+                cost += r.cost.unwrap_or(Usd::ZERO);
             }
             usage.add(&estimate_usage);
             return Verdict {
                 final_message: self.last_text.clone().unwrap_or_default(),
-                cost_usd: cost + estimate.unwrap_or(0.0),
+                cost_usd: cost + estimate.unwrap_or(Usd::ZERO),
                 usage,
                 model,
                 unexplained,
@@ -433,7 +434,7 @@ impl State {
             None => {
                 let (est, _) = r.estimate.total(p);
                 (
-                    self.settled_cost + r.cost.unwrap_or(0.0) + est.unwrap_or(0.0),
+                    self.settled_cost + r.cost.unwrap_or(Usd::ZERO) + est.unwrap_or(Usd::ZERO),
                     CostSource::Unknown,
                 )
             }

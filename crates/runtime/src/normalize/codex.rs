@@ -7,6 +7,7 @@
 //! with the configured model. A turn that started and never reported usage spent an unknown
 //! amount, so the cost is then `unknown`.
 
+use issueloop_config::Usd;
 use serde::Deserialize;
 
 use super::{Ctx, Event, FINAL_MESSAGE_LIMIT, TypeOnly, Verdict, bounded, parse, tokens};
@@ -175,7 +176,7 @@ impl State {
         }
     }
 
-    fn priced(&self, p: &Pricing) -> Option<f64> {
+    fn priced(&self, p: &Pricing) -> Option<Usd> {
         self.usage.as_ref().and_then(|u| p.price(u, None))
     }
 
@@ -231,7 +232,7 @@ impl State {
             error,
             hint: None,
             final_message: self.final_message.clone().unwrap_or_default(),
-            cost_usd: priced.unwrap_or(0.0),
+            cost_usd: priced.unwrap_or(Usd::ZERO),
             cost_source,
             usage: self.usage.unwrap_or_default(),
             model: p.model.clone(),

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use issueloop_config::Usd;
 use serde::Deserialize;
 
 use super::{Ctx, Event, FINAL_MESSAGE_LIMIT, Verdict, append_bounded, bounded, parse, tokens};
@@ -145,13 +146,13 @@ impl JsonTokens {
 struct Priced {
     usage: Usage,
     /// `None` when a model has no price.
-    cost: Option<f64>,
+    cost: Option<Usd>,
     model: Option<String>,
 }
 
 fn price_models(per_model: Vec<(String, Usage)>, p: &Pricing) -> Priced {
     let mut usage = Usage::default();
-    let mut cost = Some(0.0);
+    let mut cost = Some(Usd::ZERO);
     for (model, u) in &per_model {
         usage.add(u);
         cost = match (cost, p.price(u, Some(model))) {
@@ -355,7 +356,7 @@ impl State {
         };
         let (cost_usd, cost_source, usage, model) = match &f.priced {
             Some(pr) => (
-                pr.cost.unwrap_or(0.0),
+                pr.cost.unwrap_or(Usd::ZERO),
                 if pr.cost.is_some() {
                     CostSource::Priced
                 } else {
@@ -364,7 +365,7 @@ impl State {
                 pr.usage,
                 pr.model.clone(),
             ),
-            None => (0.0, CostSource::Unknown, Usage::default(), None),
+            None => (Usd::ZERO, CostSource::Unknown, Usage::default(), None),
         };
         let mut warnings = self.warnings.clone();
         if cost_source == CostSource::Unknown && !usage.is_zero() {

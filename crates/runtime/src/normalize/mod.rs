@@ -17,6 +17,8 @@ use std::collections::VecDeque;
 
 use serde::de::{DeserializeOwned, SeqAccess, Visitor};
 
+use issueloop_config::Usd;
+
 use crate::format::Format;
 use crate::outcome::{BackendOutcome, CostSource, CostUpdate, KillReason, Status, Usage};
 use crate::pricing::Pricing;
@@ -456,7 +458,7 @@ pub(crate) struct Verdict {
     /// Context for an error message when the process failed and the stream has no error.
     pub hint: Option<String>,
     pub final_message: String,
-    pub cost_usd: f64,
+    pub cost_usd: Usd,
     pub cost_source: CostSource,
     pub usage: Usage,
     pub model: Option<String>,
@@ -475,7 +477,7 @@ impl Verdict {
             error: Some(error.into()),
             hint: None,
             final_message: String::new(),
-            cost_usd: 0.0,
+            cost_usd: Usd::ZERO,
             cost_source: CostSource::Unknown,
             usage: Usage::default(),
             model: None,
@@ -670,10 +672,11 @@ pub(crate) fn append_bounded(buf: &mut String, s: &str, limit: usize) {
     }
 }
 
-/// A dollar amount from a harness, refusing what cannot be a cost.
-pub(crate) fn sane_cost(value: Option<f64>, ctx: &mut Ctx<'_>) -> Option<f64> {
+/// A dollar amount from a harness, refusing what cannot be a cost: parsed into [`Usd`] here, at
+/// the edge, rounded **up** to the micro-dollar (the safe side; see [`Usd::from_dollars_up`]).
+pub(crate) fn sane_cost(value: Option<f64>, ctx: &mut Ctx<'_>) -> Option<Usd> {
     match value {
-        Some(v) if v.is_finite() && v >= 0.0 => Some(v),
+        Some(v) if v.is_finite() && v >= 0.0 => Some(Usd::from_dollars_up(v)),
         Some(v) => {
             ctx.warn(format!("ignored a cost of `{v}` that cannot be a cost"));
             None

@@ -5,6 +5,7 @@
 //! `step_finish` (an error followed by further steps was retried). Cost and tokens are per step:
 //! the sum of `step_finish.part.cost` and `part.tokens`.
 
+use issueloop_config::Usd;
 use serde::Deserialize;
 
 use super::{
@@ -62,7 +63,7 @@ struct ErrorEvent {
 
 #[derive(Default)]
 pub(crate) struct State {
-    cost: f64,
+    cost: Usd,
     /// Steps whose tokens had no `cost` and were priced (or could not be).
     priced_usage: Usage,
     usage: Usage,
@@ -140,7 +141,7 @@ impl State {
     }
 
     /// Dollars so far and their source; `None` when nothing reported any.
-    fn cost(&self, p: &Pricing) -> Option<(f64, CostSource)> {
+    fn cost(&self, p: &Pricing) -> Option<(Usd, CostSource)> {
         if self.steps_finished == 0 {
             return None;
         }
@@ -186,7 +187,7 @@ impl State {
                 ),
             }
         };
-        let (cost_usd, mut cost_source) = self.cost(p).unwrap_or((0.0, CostSource::Unknown));
+        let (cost_usd, mut cost_source) = self.cost(p).unwrap_or((Usd::ZERO, CostSource::Unknown));
         if self.step_open {
             // A step that never finished spent what no event reported.
             cost_source = CostSource::Unknown;

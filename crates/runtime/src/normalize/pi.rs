@@ -8,6 +8,7 @@
 //! `agent_end` repeat the same messages and are not added); `message_update.usage` is the
 //! running snapshot of the message in flight and feeds live enforcement only.
 
+use issueloop_config::Usd;
 use serde::Deserialize;
 
 use super::{
@@ -117,12 +118,12 @@ struct LastAssistant {
 
 #[derive(Default)]
 pub(crate) struct State {
-    cost: f64,
+    cost: Usd,
     /// `None` until the first assistant message.
     source: Option<CostSource>,
     usage: Usage,
     /// Dollars of the assistant message in flight (`message_update`).
-    partial: Option<f64>,
+    partial: Option<Usd>,
     last: Option<LastAssistant>,
     final_text: Option<String>,
     settled: bool,
@@ -165,7 +166,7 @@ impl State {
                         && total.is_finite()
                         && total >= 0.0
                     {
-                        self.partial = Some(total);
+                        self.partial = Some(Usd::from_dollars_up(total));
                     }
                 }
                 Event::Handled
@@ -245,11 +246,11 @@ impl State {
                     Some(c) => (c, CostSource::Reported),
                     None => match ctx.pricing.price(&usage, m.model.as_deref()) {
                         Some(c) => (c, CostSource::Priced),
-                        None => (0.0, CostSource::Unknown),
+                        None => (Usd::ZERO, CostSource::Unknown),
                     },
                 }
             }
-            None => (0.0, CostSource::Unknown),
+            None => (Usd::ZERO, CostSource::Unknown),
         };
         self.cost += cost;
         self.source = Some(self.source.map_or(source, |s| s.weakest(source)));
@@ -279,7 +280,7 @@ impl State {
             (None, Some(_)) => CostSource::Reported,
         };
         Some(CostUpdate {
-            cost_usd: self.cost + self.partial.unwrap_or(0.0),
+            cost_usd: self.cost + self.partial.unwrap_or(Usd::ZERO),
             source,
         })
     }
@@ -336,7 +337,7 @@ impl State {
             .unwrap_or_default();
         let mut warnings = Vec::new();
         let cost_source = self.source.unwrap_or(CostSource::Unknown);
-        if cost_source == CostSource::Reported && self.cost == 0.0 && !self.usage.is_zero() {
+        if cost_source == CostSource::Reported && self.cost.is_zero() && !self.usage.is_zero() {
             warnings.push(format!(
                 "pi reported $0 for {} tokens{}; if the model is not free, give it a price in pi's model settings",
                 self.usage.total(),
@@ -351,7 +352,7 @@ impl State {
             error,
             hint: None,
             final_message,
-            cost_usd: self.cost + self.partial.unwrap_or(0.0),
+            cost_usd: self.cost + self.partial.unwrap_or(Usd::ZERO),
             cost_source,
             usage: self.usage,
             model: self.model.clone(),

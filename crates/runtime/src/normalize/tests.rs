@@ -2,6 +2,10 @@
 //! captured fixtures are a table test in `tests/fixtures.rs`).
 
 use super::*;
+
+fn usd(dollars: f64) -> Usd {
+    Usd::from_dollars(dollars)
+}
 use crate::outcome::{CostSource, KillReason, Status};
 
 fn run(format: Format, stream: &str, exit: Option<i32>) -> BackendOutcome {
@@ -26,7 +30,7 @@ fn bytes_split_anywhere_give_the_same_outcome() {
         assert_eq!(n.finish(Some(0), None), whole, "chunk size {chunk}");
     }
     assert_eq!(whole.status, Status::Completed);
-    assert_eq!(whole.cost_usd, 0.5);
+    assert_eq!(whole.cost_usd, usd(0.5));
     assert_eq!(whole.lines, 3);
 }
 
@@ -132,7 +136,7 @@ fn kills_decide_the_status_and_keep_the_cost_so_far() {
     n.feed(CLAUDE_OK.as_bytes());
     let o = n.finish(None, Some(KillReason::Budget));
     assert_eq!(o.status, Status::BudgetExhausted);
-    assert_eq!(o.cost_usd, 0.5);
+    assert_eq!(o.cost_usd, usd(0.5));
     let o = run(Format::Text, "hello\n", None);
     assert_eq!(o.status, Status::Failed);
     let mut n = Normalizer::new(Format::Text, Pricing::default());
@@ -153,10 +157,10 @@ fn claude_running_cost_is_estimated_then_replaced_by_the_report() {
         .expect("an estimate from the assistant usage");
     assert_eq!(est.source, CostSource::Priced);
     // 10 input × $3 + 5 output × $15 per million
-    assert!((est.cost_usd - 0.000105).abs() < 1e-12, "{est:?}");
+    assert_eq!(est.cost_usd, Usd::from_micros(105), "{est:?}");
     let reported = n.feed_line(lines[2]).unwrap();
     assert_eq!(reported.source, CostSource::Reported);
-    assert_eq!(reported.cost_usd, 0.5);
+    assert_eq!(reported.cost_usd, usd(0.5));
 }
 
 #[test]
@@ -167,11 +171,11 @@ fn claude_split_assistant_frames_are_counted_once() {
     let first = n.running_cost().unwrap().cost_usd;
     n.feed_line(frame);
     assert_eq!(n.running_cost().unwrap().cost_usd, first);
-    assert!((first - 3.0).abs() < 1e-9);
+    assert_eq!(first, usd(3.0));
     let o = n.finish(Some(0), None);
     assert_eq!(o.status, Status::Failed, "no result frame");
     assert_eq!(o.cost_source, CostSource::Unknown);
-    assert!((o.cost_usd - 3.0).abs() < 1e-9);
+    assert_eq!(o.cost_usd, usd(3.0));
 }
 
 #[test]
@@ -206,7 +210,7 @@ fn codex_reconnect_notices_then_success_is_success() {
     assert_eq!(o.final_message, "fixed");
     assert_eq!(o.cost_source, CostSource::Priced);
     // 1M uncached × 1.25 + 1M cached × 0.125 + 0.1M output × 10
-    assert!((o.cost_usd - 2.375).abs() < 1e-9, "{}", o.cost_usd);
+    assert_eq!(o.cost_usd, usd(2.375), "{}", o.cost_usd);
     assert_eq!(o.usage.input_tokens, 1_000_000);
     assert_eq!(o.usage.cache_read_tokens, 1_000_000);
 }
@@ -234,7 +238,7 @@ fn pi_cost_is_summed_over_assistant_messages_only_and_partials_count_live() {
 "#;
     let mut n = Normalizer::new(Format::Pi, Pricing::default());
     let live = n.feed(stream.as_bytes()).unwrap();
-    assert_eq!(live.cost_usd, 0.4);
+    assert_eq!(live.cost_usd, usd(0.4));
     let rest = r#"{"type":"message_end","message":{"role":"assistant","content":[{"type":"text","text":"a"}],"usage":{"input":1,"output":1,"cost":{"total":0.5}},"stopReason":"stop"}}
 {"type":"turn_end","message":{"role":"assistant","content":[],"usage":{"input":1,"output":1,"cost":{"total":0.5}},"stopReason":"stop"}}
 {"type":"message_end","message":{"role":"assistant","content":[{"type":"text","text":"b"}],"usage":{"input":1,"output":1,"cost":{"total":0.25}},"stopReason":"stop"}}
@@ -244,7 +248,7 @@ fn pi_cost_is_summed_over_assistant_messages_only_and_partials_count_live() {
     n.feed(rest.as_bytes());
     let o = n.finish(Some(0), None);
     assert_eq!(o.status, Status::Completed);
-    assert_eq!(o.cost_usd, 0.75);
+    assert_eq!(o.cost_usd, usd(0.75));
     assert_eq!(o.final_message, "b");
 }
 
@@ -273,7 +277,7 @@ fn opencode_recovered_error_then_stop_is_success() {
     let o = run(Format::OpenCode, stream, Some(0));
     assert_eq!(o.status, Status::Completed);
     assert_eq!(o.final_message, "all good");
-    assert_eq!(o.cost_usd, 0.25);
+    assert_eq!(o.cost_usd, usd(0.25));
 }
 
 #[test]
@@ -286,7 +290,7 @@ fn gemini_severe_error_turns_success_into_failure() {
     assert_eq!(o.status, Status::Failed);
     assert_eq!(o.error.as_deref(), Some("Maximum session turns exceeded"));
     assert_eq!(o.cost_source, CostSource::Priced);
-    assert!((o.cost_usd - 1.25).abs() < 1e-9);
+    assert_eq!(o.cost_usd, usd(1.25));
 }
 
 #[test]
@@ -483,7 +487,7 @@ mod properties {
                 }
                 let o = n.finish(Some(0), None);
                 prop_assert!(o.skipped_lines <= o.lines + 1);
-                prop_assert!(o.cost_usd.is_finite() && o.cost_usd >= 0.0);
+                prop_assert!(o.cost_usd >= Usd::ZERO);
             }
         }
 
@@ -503,7 +507,7 @@ mod properties {
                     n.feed_line(l);
                 }
                 let o = n.finish(Some(0), None);
-                prop_assert!(o.cost_usd.is_finite() && o.cost_usd >= 0.0);
+                prop_assert!(o.cost_usd >= Usd::ZERO);
             }
         }
     }
@@ -596,4 +600,122 @@ fn last_words_are_cleaned_and_bounded() {
         last_words(Some("key ghp_abcdefghijABCDEFGHIJ0".into()), None).as_deref(),
         Some("its last notice on stdout: key ghp_[REDACTED]")
     );
+}
+
+/// The supervisor kills at the first event whose running cost passes the budget
+/// (`update.cost_usd > budget`). These pin at which event that is, now that costs are `Usd`.
+mod kill_event {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The index of the first line after which the running cost passes `budget`.
+    fn first_over(format: Format, lines: &[String], budget: Usd) -> Option<usize> {
+        let mut n = Normalizer::new(format, Pricing::default());
+        lines.iter().position(|line| {
+            n.feed_line(line);
+            n.running_cost().is_some_and(|c| c.cost_usd > budget)
+        })
+    }
+
+    /// `n` nano-dollars written as a harness writes dollars: `0.123456789`.
+    fn dollars_text(nanos: u64) -> String {
+        format!("{}.{:09}", nanos / 1_000_000_000, nanos % 1_000_000_000)
+    }
+
+    fn opencode_step(i: usize, cost: &str) -> String {
+        format!(
+            r#"{{"type":"step_finish","part":{{"messageID":"m{i}","type":"step-finish","reason":"tool-calls","cost":{cost},"tokens":{{"input":100,"output":10,"reasoning":0,"cache":{{"read":0,"write":0}}}}}}}}"#
+        )
+    }
+
+    #[test]
+    fn the_supervisors_own_case_kills_at_the_third_step() {
+        // Steps of $0.10 under a $0.25 budget: f64 and Usd both pass it at $0.30.
+        let lines: Vec<String> = (0..20).map(|i| opencode_step(i, "0.1")).collect();
+        let budget = Usd::from_dollars(0.25);
+        assert_eq!(first_over(Format::OpenCode, &lines, budget), Some(2));
+        // Exactly the budget is not over it; a micro-dollar more is.
+        let lines: Vec<String> = ["0.1", "0.15", "0.000001"]
+            .iter()
+            .enumerate()
+            .map(|(i, c)| opencode_step(i, c))
+            .collect();
+        assert_eq!(first_over(Format::OpenCode, &lines, budget), Some(2));
+        // A reported total a tenth of a micro-dollar over the budget is over it (rounded up,
+        // not to the nearest micro-dollar).
+        let lines: Vec<String> = ["0.25", "0.2500001"]
+            .iter()
+            .map(|t| format!(
+                r#"{{"type":"result","subtype":"success","is_error":false,"result":"x","total_cost_usd":{t},"session_id":"s"}}"#
+            ))
+            .collect();
+        assert_eq!(first_over(Format::ClaudeCode, &lines, budget), Some(1));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// A harness that reports its session's cumulative cost (Claude Code's `result`): the kill
+        /// comes at exactly the event where the float comparison the supervisor made before
+        /// money was a type would have come, whatever the digits reported.
+        #[test]
+        fn cumulative_reports_kill_at_the_same_event_as_f64(
+            steps in proptest::collection::vec(0.0f64..0.5, 1..30),
+            budget_micros in 1i64..5_000_000,
+        ) {
+            let mut total = 0.0f64;
+            let totals: Vec<f64> = steps.iter().map(|s| { total += s; total }).collect();
+            let lines: Vec<String> = totals
+                .iter()
+                .map(|t| format!(
+                    r#"{{"type":"result","subtype":"success","is_error":false,"result":"x","total_cost_usd":{t},"session_id":"s"}}"#
+                ))
+                .collect();
+            let budget = Usd::from_micros(budget_micros);
+            let with_f64 = totals.iter().position(|t| *t > budget.dollars());
+            prop_assert_eq!(first_over(Format::ClaudeCode, &lines, budget), with_f64);
+        }
+
+        /// A harness that reports each step's cost (OpenCode, pi), summed by issueloop: with
+        /// amounts in whole micro-dollars the kill comes at exactly the event where the reported
+        /// amounts' exact sum passes the budget; with finer amounts (each rounded up) never
+        /// later, and earlier only when the exact sum is within the rounding (under a
+        /// micro-dollar per step) of the budget.
+        #[test]
+        fn summed_steps_kill_no_later_than_the_exact_sum(
+            nanos in proptest::collection::vec(0u64..300_000_000, 1..30),
+            whole_micros in any::<bool>(),
+            budget_micros in 1u64..3_000_000,
+        ) {
+            let nanos: Vec<u64> = if whole_micros {
+                nanos.iter().map(|n| n / 1_000 * 1_000).collect()
+            } else {
+                nanos
+            };
+            let lines: Vec<String> = nanos
+                .iter()
+                .enumerate()
+                .map(|(i, n)| opencode_step(i, &dollars_text(*n)))
+                .collect();
+            let mut sum = 0u64;
+            let exact = nanos.iter().position(|n| {
+                sum += n;
+                sum > budget_micros * 1_000
+            });
+            let budget = Usd::from_micros(i64::try_from(budget_micros).unwrap());
+            let got = first_over(Format::OpenCode, &lines, budget);
+            if whole_micros {
+                prop_assert_eq!(got, exact);
+            } else {
+                prop_assert!(got.is_some() || exact.is_none());
+                prop_assert!(got.unwrap_or(usize::MAX) <= exact.unwrap_or(usize::MAX));
+                // Rounding adds under a micro-dollar per step: the exact sum at the kill is
+                // within that of the budget.
+                if let Some(i) = got {
+                    let exact_at: u64 = nanos[..=i].iter().sum();
+                    prop_assert!(exact_at + 1_000 * (i as u64 + 1) > budget_micros * 1_000);
+                }
+            }
+        }
+    }
 }

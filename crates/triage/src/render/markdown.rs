@@ -4,6 +4,7 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use issueloop_config::Usd;
 use regex::Regex;
 
 use crate::redact::redact;
@@ -443,14 +444,12 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
-/// A USD amount for people: `$0.42`, `<$0.01`, `unknown` for a non-finite number.
-pub fn usd(amount: f64) -> String {
-    if !amount.is_finite() {
-        "unknown".to_owned()
-    } else if amount > 0.0 && amount < 0.005 {
+/// A USD amount for people: `$0.42`, or `<$0.01` for a positive amount that would read as zero.
+pub fn usd(amount: Usd) -> String {
+    if amount.is_positive() && amount < Usd::from_micros(5_000) {
         "<$0.01".to_owned()
     } else {
-        format!("${amount:.2}")
+        format!("${:.2}", amount.dollars())
     }
 }
 
@@ -564,10 +563,14 @@ mod tests {
         assert_eq!(duration(Duration::from_millis(12_340)), "12.3s");
         assert_eq!(duration(Duration::from_secs(245)), "4m 05s");
         assert_eq!(duration(Duration::from_secs(7380)), "2h 03m");
-        assert_eq!(usd(0.4249), "$0.42");
-        assert_eq!(usd(0.001), "<$0.01");
-        assert_eq!(usd(0.0), "$0.00");
-        assert_eq!(usd(f64::NAN), "unknown");
+        let at = Usd::from_dollars;
+        assert_eq!(usd(at(0.4249)), "$0.42");
+        assert_eq!(usd(at(0.001)), "<$0.01");
+        assert_eq!(usd(at(0.004999)), "<$0.01");
+        assert_eq!(usd(at(0.005)), "$0.01");
+        assert_eq!(usd(at(0.0)), "$0.00");
+        assert_eq!(usd(at(2.675)), "$2.67");
+        assert_eq!(usd(at(-1.5)), "$-1.50");
     }
 }
 

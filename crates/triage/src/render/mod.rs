@@ -9,6 +9,7 @@ mod sections;
 
 use std::time::Duration;
 
+use issueloop_config::Usd;
 use serde::{Deserialize, Serialize};
 
 pub use comment::{
@@ -80,8 +81,8 @@ pub struct PolicyVerdict {
 /// The run's budget and what it cost.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BudgetSummary {
-    pub budget_usd: f64,
-    pub cost_usd: f64,
+    pub budget_usd: Usd,
+    pub cost_usd: Usd,
     /// How the cost is known, e.g. `reported by the harness`, `priced from the model table`.
     pub cost_source: String,
     /// How the budget was derived when it is not simply the default (the clamp explanation).
@@ -94,7 +95,7 @@ pub struct StageRow {
     pub stage: String,
     pub runtime: String,
     pub duration: Option<Duration>,
-    pub cost_usd: Option<f64>,
+    pub cost_usd: Option<Usd>,
 }
 
 /// The size of the change.
