@@ -1,11 +1,7 @@
 //! The compare-and-swap push to a local remote: of writers racing to create or move a branch,
 //! exactly one wins each round, on this machine as on a server.
 
-#![expect(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "a test: a failed step fails it loudly"
-)]
+#![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
 
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
