@@ -532,5 +532,7 @@ async fn metrics_bind_error_names_the_address() {
     };
     let msg = e.to_string();
     assert!(msg.contains(&format!("`{addr}`")), "{msg}");
-    assert!(msg.contains("--metrics-addr"), "{msg}");
+    // What to do is the error's hint (printed as `hint:` by the CLI), not part of its message.
+    let hint = issueloop_config::Hint::hint(&e).expect("a hint");
+    assert!(hint.contains("--metrics-addr"), "{hint}");
 }
