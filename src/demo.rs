@@ -56,13 +56,13 @@ const MAINTAINER: &str = "maintainer";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
-    #[error("cannot write `{}`: {source}", path.display())]
+    #[error("cannot write `{}`", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot build the demo repository: {0}")]
+    #[error("cannot build the demo repository")]
     Git(#[from] issueloop_workspace::WorkspaceError),
     #[error("demo issue {number} has no `title:` line in its front matter")]
     BadIssue { number: usize },

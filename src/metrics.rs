@@ -286,17 +286,26 @@ fn escape_label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+impl issueloop_config::Hint for MetricsError {
+    fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            MetricsError::Bind { .. } => Some(std::borrow::Cow::Borrowed(
+                "pick another `--metrics-addr` (e.g. `127.0.0.1:9464`)",
+            )),
+            MetricsError::LocalAddr(_) => None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
-    #[error(
-        "cannot serve metrics on `{addr}`: {source}; pick another `--metrics-addr` (e.g. `127.0.0.1:9464`)"
-    )]
+    #[error("cannot serve metrics on `{addr}`")]
     Bind {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
-    #[error("the metrics listener has no local address: {0}")]
+    #[error("the metrics listener has no local address")]
     LocalAddr(#[source] std::io::Error),
 }
 

@@ -9,8 +9,8 @@ use tokio::sync::watch;
 
 /// The shutdown signal handlers could not be installed.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen for shutdown signals: {0}")]
-pub struct SignalError(std::io::Error);
+#[error("cannot listen for shutdown signals")]
+pub struct SignalError(#[source] std::io::Error);
 
 /// The phases of a shutdown. They only move forward.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -24,22 +24,20 @@ pub fn run(args: DemoArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
                     .map(|mut d| d.next().is_some())
                     .unwrap_or(true)
             {
-                return Err(CliError::usage(format!(
-                    "`{}` is not empty\n  hint: pass a new folder, or leave out `--dir`",
-                    dir.display()
-                )));
+                return Err(CliError::usage(format!("`{}` is not empty", dir.display()))
+                    .with_hint("pass a new folder, or leave out `--dir`"));
             }
             dir
         }
         None => tempfile::Builder::new()
             .prefix("issueloop-demo-")
             .tempdir()
-            .map_err(|e| CliError::failed("demo", format!("cannot make a temporary folder: {e}")))?
+            .map_err(|e| CliError::failed_by("demo", e).context("cannot make a temporary folder"))?
             .keep(),
     };
     let uv = issueloop_runtime::find_program("uv", &ctx.env, &dir).is_some();
-    let sandbox = crate::demo::build_sandbox(&dir, uv)
-        .map_err(|e| CliError::failed("demo", e.to_string()))?;
+    let sandbox =
+        crate::demo::build_sandbox(&dir, uv).map_err(|e| CliError::failed_by("demo", e))?;
     outln!("issueloop demo: sandbox in `{}`", sandbox.dir.display());
     outln!(
         "  a local forge with 3 issues labelled `loop:approved` in `{}`",

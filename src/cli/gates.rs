@@ -64,7 +64,7 @@ pub fn run(cmd: GatesCommand, ctx: &Ctx) -> Result<ExitCode, CliError> {
 }
 
 fn gate_error(e: GateError) -> CliError {
-    CliError::failed(e.kind(), e.to_string())
+    CliError::failed_by(e.kind(), e)
 }
 
 /// The configuration, the repository name and the policy that apply to the checkout.
@@ -130,7 +130,7 @@ fn run_cmd(args: RunArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
         .enable_all()
         .build()
         .map_err(|e| {
-            CliError::failed("internal", format!("cannot start the async runtime: {e}"))
+            CliError::failed_by("internal", e).context("cannot start the async runtime")
         })?;
     let changed = if args.changed.is_empty() {
         runtime.block_on(known_files(worktree, &ctx.env))?
@@ -169,8 +169,9 @@ fn run_cmd(args: RunArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
 
 /// `--changed` paths, relative to the checkout; each must exist in it.
 fn checked_paths(worktree: &Path, paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
-    let root = std::fs::canonicalize(worktree)
-        .map_err(|e| CliError::usage(format!("cannot read `{}`: {e}", worktree.display())))?;
+    let root = std::fs::canonicalize(worktree).map_err(|e| {
+        CliError::usage_by(e).context(format!("cannot read `{}`", worktree.display()))
+    })?;
     paths
         .iter()
         .map(|p| {
@@ -218,7 +219,7 @@ async fn known_files(worktree: &Path, env: &Env) -> Result<Vec<PathBuf>, CliErro
         ])
         .timeout(timeout);
     let output = match launch.output().await {
-        Err(e) => return Err(CliError::failed("git", format!("cannot run `git`: {e}"))),
+        Err(e) => return Err(CliError::failed_by("git", e).context("cannot run `git`")),
         Ok(o) if o.timed_out => {
             return Err(CliError::failed(
                 "git",

@@ -93,7 +93,7 @@ pub fn github_state_location(config: &Config) -> String {
 
 /// A ledger or journal error as the CLI reports it (exit 1).
 pub fn state_error(e: LedgerError) -> CliError {
-    CliError::failed("state", e.to_string())
+    CliError::failed_by("state", e)
 }
 
 struct DayView {

@@ -4,6 +4,7 @@
 mod config_cmd;
 mod demo;
 mod doctor;
+mod error;
 mod gates;
 mod ledger;
 mod output;
@@ -20,7 +21,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use issueloop_config::{Config, Env};
 
-pub use output::CliError;
+pub use error::{CliError, Parts};
 
 /// Turn labelled GitHub issues into draft pull requests written by a coding agent, under hard
 /// budget and policy limits.

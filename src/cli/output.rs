@@ -1,79 +1,22 @@
-//! Exit codes, error reporting and log set-up shared by every subcommand.
+//! Exit codes, output on stdout and log set-up shared by every subcommand.
 
-use std::process::ExitCode;
+use issueloop_config::Env;
 
-use issueloop_config::{Env, LoadError};
-
-use super::{Ctx, GlobalArgs, LogFormat};
+use super::error::CliError;
+use super::{GlobalArgs, LogFormat};
 
 /// Exit code 1: a run or a check failed.
 pub const EXIT_FAILED: u8 = 1;
 /// Exit code 2: usage or configuration error.
 pub const EXIT_USAGE: u8 = 2;
 
-/// An error that ends a subcommand: a message for a person, its kind for `--json`, an exit code.
-#[derive(Debug)]
-pub struct CliError {
-    pub code: u8,
-    pub kind: &'static str,
-    pub message: String,
-    /// Structured details for `--json` (e.g. the list of configuration errors).
-    pub details: Option<serde_json::Value>,
-}
-
-impl CliError {
-    pub fn usage(message: impl Into<String>) -> Self {
-        Self {
-            code: EXIT_USAGE,
-            kind: "usage",
-            message: message.into(),
-            details: None,
-        }
-    }
-
-    pub fn failed(kind: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code: EXIT_FAILED,
-            kind,
-            message: message.into(),
-            details: None,
-        }
-    }
-
-    pub fn config(e: LoadError) -> Self {
-        let details = serde_json::to_value(e.errors()).ok();
-        Self {
-            code: EXIT_USAGE,
-            kind: "config",
-            message: e.to_string(),
-            details,
-        }
-    }
-
-    /// Print the error (JSON on stdout with `--json`, else text on stderr) and return the code.
-    pub fn report(self, ctx: &Ctx) -> ExitCode {
-        if ctx.global.json {
-            let mut err = serde_json::json!({ "kind": self.kind, "message": self.message });
-            if let Some(d) = self.details {
-                err["errors"] = d;
-            }
-            let mut value = serde_json::json!({ "error": err });
-            redact_json(&mut value);
-            write_stdout(format_args!("{value}\n"));
-        } else {
-            eprintln!("error: {}", issueloop_config::redact(&self.message));
-        }
-        ExitCode::from(self.code)
-    }
-}
-
 /// Print a value as pretty JSON on stdout, every string in it passed through the redaction rule.
 pub fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
     let mut value = serde_json::to_value(value)
-        .map_err(|e| CliError::failed("internal", format!("cannot render JSON: {e}")))?;
+        .map_err(|e| CliError::failed_by("internal", e).context("cannot render JSON"))?;
     redact_json(&mut value);
     let text = serde_json::to_string_pretty(&value)
-        .map_err(|e| CliError::failed("internal", format!("cannot render JSON: {e}")))?;
+        .map_err(|e| CliError::failed_by("internal", e).context("cannot render JSON"))?;
     write_stdout(format_args!("{text}\n"));
     Ok(())
 }

@@ -58,12 +58,12 @@ fn check(args: CheckArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
             .filter(|r| config.repos.contains(r) || config.policy.repos.contains_key(r)),
     };
     let effective = config.policy.for_repo(repo.as_ref());
-    let policy = CompiledPolicy::new(&effective).map_err(|e| CliError::usage(e.to_string()))?;
+    let policy = CompiledPolicy::new(&effective).map_err(CliError::usage_by)?;
     let facts = change_facts_at(&args.repo, args.base.as_deref()).map_err(|e| match e {
         WorkspaceError::NotAWorkingTree { .. } | WorkspaceError::UnknownRevision { .. } => {
-            CliError::usage(e.to_string())
+            CliError::usage_by(e)
         }
-        other => CliError::failed("git", other.to_string()),
+        other => CliError::failed_by("git", other),
     })?;
     let verdict = judge(&facts, &policy);
     if ctx.global.json {

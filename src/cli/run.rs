@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
-use issueloop_config::{Config, Env};
+use issueloop_config::{Config, Env, ErrorChain as _};
 use issueloop_ledger::{Access, SqliteLedger, StateStore};
 
 use super::ledger::state_error;
@@ -44,7 +44,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::failed("internal", format!("cannot start the async runtime: {e}")))
+        .map_err(|e| CliError::failed_by("internal", e).context("cannot start the async runtime"))
 }
 
 /// Open what a tick needs. `dry_run` never creates the state file.
@@ -62,7 +62,7 @@ async fn open_pipeline(config: Config, env: &Env, dry_run: bool) -> Result<Pipel
     }
     let forge = issueloop_forge::open_forge(&config, env)
         .await
-        .map_err(|e| CliError::failed("forge", e.to_string()))?;
+        .map_err(|e| CliError::failed_by("forge", e))?;
     // A dry run reads the ledger but must not create one: with nothing recorded yet, an empty
     // ledger in memory stands in for it.
     let access = if dry_run {
@@ -108,8 +108,8 @@ pub fn run_config(
     runtime()?.block_on(async move {
         let options = ServeOptions::from_config(&config.service);
         let pipeline = Arc::new(open_pipeline(config, &env, dry_run).await?);
-        let shutdown = crate::shutdown::shutdown_signal()
-            .map_err(|e| CliError::failed("signals", e.to_string()))?;
+        let shutdown =
+            crate::shutdown::shutdown_signal().map_err(|e| CliError::failed_by("signals", e))?;
         let p = pipeline.clone();
         let end = service::run_once(
             &options,
@@ -139,7 +139,7 @@ pub fn run_config(
                     ExitCode::SUCCESS
                 })
             }
-            TickEnd::Failed(e) => Err(CliError::failed("tick", e.to_string())),
+            TickEnd::Failed(e) => Err(CliError::failed_by("tick", e)),
             TickEnd::Panicked(p) => {
                 Err(CliError::failed("tick", format!("the tick panicked: {p}")))
             }
@@ -156,15 +156,16 @@ pub fn serve(args: ServeArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
     let env = ctx.env.clone();
     runtime()?.block_on(async move {
         let schedule = service::Schedule::from_config(&config.service)
-            .map_err(|e| CliError::usage(e.to_string()))?;
+            .map_err(CliError::usage_by)?;
         let mut options = ServeOptions::from_config(&config.service);
         let pipeline = Arc::new(open_pipeline(config, &env, false).await?);
-        let shutdown = crate::shutdown::shutdown_signal().map_err(|e| CliError::failed("signals", e.to_string()))?;
+        let shutdown = crate::shutdown::shutdown_signal()
+            .map_err(|e| CliError::failed_by("signals", e))?;
         if let Some(addr) = args.metrics_addr {
             let metrics = Arc::new(crate::metrics::Metrics::default());
             let server = crate::metrics::MetricsServer::bind(addr)
                 .await
-                .map_err(|e| CliError::failed("metrics", e.to_string()))?;
+                .map_err(|e| CliError::failed_by("metrics", e))?;
             tracing::info!(%addr, "serving metrics");
             tokio::spawn(server.run(metrics.clone(), std::future::pending::<()>()));
             options.metrics = Some(metrics);
@@ -195,7 +196,9 @@ pub fn serve(args: ServeArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
                             only: None,
                             shutdown: input.shutdown,
                         })
-                        .await?;
+                        .await
+                        // The log line of a failed tick carries the error's causes.
+                        .map_err(|e| e.chain().to_string())?;
                     if let Some(m) = &metrics {
                         m.add_api_requests(p.forge.stats().since(&before).billable());
                     }
@@ -213,13 +216,13 @@ pub fn serve(args: ServeArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
                     if let Some(why) = TickVerdict::of(&report).explanation() {
                         tracing::error!(tick = input.sequence, "{why}");
                     }
-                    Ok::<_, crate::pipeline::TickError>(report)
+                    Ok::<_, String>(report)
                 }
             },
             shutdown,
         )
         .await
-        .map_err(|e| CliError::failed("serve", e.to_string()))?;
+        .map_err(|e| CliError::failed_by("serve", e))?;
         tracing::info!(
             ticks = summary.ticks,
             completed = summary.completed,
@@ -242,8 +245,8 @@ pub fn serve(args: ServeArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
 /// `$GITHUB_STEP_SUMMARY` in Actions) and the annotations.
 pub fn show_report(report: &TickReport, env: &Env, json: bool) -> Result<(), CliError> {
     let judged = crate::pipeline::judge_tick(report);
-    let emitted = crate::report::emit(report, &judged, env)
-        .map_err(|e| CliError::failed("summary", e.to_string()))?;
+    let emitted =
+        crate::report::emit(report, &judged, env).map_err(|e| CliError::failed_by("summary", e))?;
     for line in &report.would {
         if json {
             tracing::info!("{line}");

@@ -66,7 +66,7 @@ fn parse(args: ParseArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
         format!("`{}`", args.file)
     };
     let read_error =
-        |e: std::io::Error| CliError::failed("io", format!("cannot read {source}: {e}"));
+        |e: std::io::Error| CliError::failed_by("io", e).context(format!("cannot read {source}"));
     let mut reader: Box<dyn Read> = if args.file == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -86,7 +86,7 @@ fn parse(args: ParseArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
     let outcome = normalizer.finish(Some(args.exit_code), None);
     if ctx.global.json {
         let mut value = serde_json::to_value(&outcome)
-            .map_err(|e| CliError::failed("internal", format!("cannot render JSON: {e}")))?;
+            .map_err(|e| CliError::failed_by("internal", e).context("cannot render JSON"))?;
         if let Some(map) = value.as_object_mut() {
             map.insert("harness".into(), format.as_str().into());
         }

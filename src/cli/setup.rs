@@ -11,7 +11,7 @@ use issueloop_runtime::{
     SetupError, codex_profile_name, default_codex_config, install_codex_profile,
 };
 
-use super::output::{EXIT_USAGE, print_json};
+use super::output::print_json;
 use super::{CliError, Ctx};
 
 #[derive(Debug, Args)]
@@ -57,13 +57,8 @@ pub fn run(args: SetupArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
     let outcome = install_codex_profile(&path, &profile).map_err(|e| match e {
         SetupError::Invalid { .. }
         | SetupError::ProfilesNotTable { .. }
-        | SetupError::ProfileNotTable { .. } => CliError {
-            code: EXIT_USAGE,
-            kind: "setup",
-            message: e.to_string(),
-            details: None,
-        },
-        other => CliError::failed("setup", other.to_string()),
+        | SetupError::ProfileNotTable { .. } => CliError::usage_by(e).with_kind("setup"),
+        other => CliError::failed_by("setup", other),
     })?;
     if ctx.global.json {
         print_json(&outcome)?;

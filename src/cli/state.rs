@@ -111,10 +111,12 @@ fn import(args: ImportArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
     let summary = match store.import_records(&records) {
         Ok(summary) => summary,
         Err(e @ LedgerError::ImportConflict { .. }) => {
-            return Err(CliError::usage(format!(
-                "`{shown}` into `{location}`: {e}\nhint: this store already went on with these \
-                 runs; import into a store that has not, or leave them out of the file"
-            )));
+            return Err(
+                CliError::usage(format!("`{shown}` into `{location}`: {e}")).with_hint(
+                    "this store already went on with these runs; import into a store that has \
+                     not, or leave them out of the file",
+                ),
+            );
         }
         Err(e) => return Err(state_error(e)),
     };

@@ -185,7 +185,7 @@ pub fn push_failure(outcome: &PushOutcome, branch: &str) -> Option<RunFailure> {
 pub fn forge_failure(e: ForgeError) -> RunFailure {
     match e {
         ForgeError::DraftRefused { .. } => RunFailure::new(Reason::DraftRefused, e.to_string()),
-        other => RunFailure::new(Reason::ForgeError, other.to_string()),
+        other => RunFailure::new(Reason::ForgeError, other.with_hint()),
     }
 }
 

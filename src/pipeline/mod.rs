@@ -16,7 +16,7 @@ mod run;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use issueloop_config::{Config, Env, RepoName};
+use issueloop_config::{Config, Env, ErrorChain as _, RepoName};
 use issueloop_forge::{Forge, PollState, RepoInfo};
 use issueloop_ledger::{
     BudgetDecision, Event, ReserveOutcome, ReserveRequest, RunId, RunStatus as JournalStatus,
@@ -92,7 +92,7 @@ pub struct TickOptions {
 /// outcome recorded in the report).
 #[derive(Debug, thiserror::Error)]
 pub enum TickError {
-    #[error("the state store failed: {0}")]
+    #[error("the state store failed")]
     State(#[from] issueloop_ledger::LedgerError),
 }
 
@@ -126,7 +126,9 @@ impl Pipeline {
             dead_runs = self.expire_reservations(started_at)?;
             match self.workspace.cleanup_stale() {
                 Ok(r) => tracing::debug!(?r, "stale worktrees checked"),
-                Err(e) => report.errors.push(format!("cleaning stale worktrees: {e}")),
+                Err(e) => report
+                    .errors
+                    .push(format!("cleaning stale worktrees: {e}", e = e.chain())),
             }
         }
 
@@ -314,7 +316,10 @@ impl Pipeline {
             }),
             Ok(None) => PollState::default(),
             Err(e) => {
-                tracing::warn!("cannot read the stored poll state ({e}); polling from scratch");
+                tracing::warn!(
+                    "cannot read the stored poll state ({e}); polling from scratch",
+                    e = e.chain()
+                );
                 PollState::default()
             }
         }
@@ -334,13 +339,18 @@ impl Pipeline {
         let text = serde_json::to_string(posted).unwrap_or_default();
         if let Err(e) = self.store.set_value(POSTED_COMMENTS_KEY, &text) {
             // Only costs a re-read and a compare next tick.
-            tracing::warn!("cannot record a posted comment's fingerprint: {e}");
+            tracing::warn!(
+                "cannot record a posted comment's fingerprint: {e}",
+                e = e.chain()
+            );
         }
     }
 
     fn save_poll_state(&self, poll: &PollState, report: &mut TickReport) {
         if let Err(e) = self.store.set_value(POLL_STATE_KEY, &poll.to_json()) {
-            report.errors.push(format!("saving the poll state: {e}"));
+            report
+                .errors
+                .push(format!("saving the poll state: {e}", e = e.chain()));
         }
     }
 
@@ -369,6 +379,7 @@ impl Pipeline {
                     }));
                 }
                 Err(e) => {
+                    let e = e.with_hint();
                     tracing::error!(repo = %repo, "listing candidates failed: {e}");
                     report.errors.push(format!("`{repo}`: {e}"));
                 }
@@ -686,7 +697,7 @@ impl Pipeline {
     fn journal_all(&self, run_id: &RunId, at: Timestamp, events: &[Event]) {
         for event in events {
             if let Err(e) = self.store.append(run_id, at, event) {
-                tracing::error!(run = %run_id, "cannot write to the journal: {e}");
+                tracing::error!(run = %run_id, "cannot write to the journal: {e}", e = e.chain());
             }
         }
     }

@@ -3,7 +3,7 @@
 //! to a run failure, and which endings are infrastructure failures that fail the tick (exit 1).
 //! Pure.
 
-use issueloop_config::Usd;
+use issueloop_config::{ErrorChain as _, Usd};
 use issueloop_ledger::SkipReason as BudgetSkip;
 use issueloop_runtime::{BackendOutcome, RuntimeError, Status};
 use issueloop_triage::SkipReason as SelectionSkip;
@@ -193,7 +193,7 @@ impl RunFailure {
 pub fn agent_start_failure(stage: &str, error: &RuntimeError) -> RunFailure {
     RunFailure::new(
         Reason::AgentNotStarted,
-        format!("cannot start stage `{stage}`: {error}"),
+        format!("cannot start stage `{stage}`: {}", error.chain()),
     )
 }
 

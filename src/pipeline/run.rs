@@ -20,7 +20,7 @@ mod ship;
 
 use std::time::Instant;
 
-use issueloop_config::{RunBudget, Usd};
+use issueloop_config::{ErrorChain as _, RunBudget, Usd};
 use issueloop_forge::{Claim, RepoInfo};
 use issueloop_ledger::{Event, RunId};
 use issueloop_policy::Verdict;
@@ -124,7 +124,10 @@ impl Pipeline {
             if let Some(wt) = worktree.take()
                 && let Err(e) = blocking(|| wt.remove())
             {
-                tracing::warn!("cannot remove the worktree (the next start-up will): {e}");
+                tracing::warn!(
+                    "cannot remove the worktree (the next start-up will): {e}",
+                    e = e.chain()
+                );
             }
             finished
         }
@@ -186,7 +189,7 @@ impl Run<'_> {
             .store
             .append(&self.item.run_id, Timestamp::now(), &event)
         {
-            tracing::error!(run = %self.item.run_id, "cannot write to the journal: {e}");
+            tracing::error!(run = %self.item.run_id, "cannot write to the journal: {e}", e = e.chain());
         }
     }
 }

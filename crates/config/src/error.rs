@@ -1,10 +1,12 @@
 //! Configuration errors a person can act on: what, where (file, line, column, key) and a hint.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::hint::{ErrorChain as _, Hint};
 use crate::redact::{redact, redact_quoted};
 
 /// One problem in a configuration or policy file. Its text and JSON forms never quote a value
@@ -102,19 +104,19 @@ impl fmt::Display for ConfigWarning {
 /// Why a configuration could not be loaded. Every variant is a user error (exit code 2).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("configuration file `{}` not found\n  hint: {hint}", path.display())]
+    #[error("configuration file `{}` not found", path.display())]
     NotFound { path: PathBuf, hint: String },
-    #[error("`{}` is a directory, not a configuration file\n  hint: pass the file itself, e.g. `--config {}`", path.display(), path.join("issueloop.toml").display())]
+    #[error("`{}` is a directory, not a configuration file", path.display())]
     IsDirectory { path: PathBuf },
-    #[error("`{}` is empty\n  hint: start from `examples/issueloop.toml`; at least `repos = [\"owner/name\"]` is needed", path.display())]
+    #[error("`{}` is empty", path.display())]
     Empty { path: PathBuf },
-    #[error("`{}` is not valid UTF-8 (first invalid byte at line {line}, column {column})\n  hint: save the file as UTF-8", path.display())]
+    #[error("`{}` is not valid UTF-8 (first invalid byte at line {line}, column {column})", path.display())]
     NotUtf8 {
         path: PathBuf,
         line: usize,
         column: usize,
     },
-    #[error("cannot read `{}`: {source}", path.display())]
+    #[error("cannot read `{}`", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -141,37 +143,43 @@ impl Invalid {
     }
 }
 
-impl LoadError {
-    /// The individual errors, one per defect (a single one for file-level problems).
-    pub fn errors(&self) -> Vec<ConfigError> {
+impl Hint for LoadError {
+    fn hint(&self) -> Option<Cow<'_, str>> {
         match self {
-            LoadError::Invalid { errors } => errors.clone(),
-            other => {
-                let (file, msg) = match other {
-                    LoadError::NotFound { path, .. }
-                    | LoadError::IsDirectory { path }
-                    | LoadError::Empty { path }
-                    | LoadError::NotUtf8 { path, .. }
-                    | LoadError::Io { path, .. } => (path.clone(), other.to_string()),
-                    LoadError::Invalid { .. } => unreachable_invalid(),
-                };
-                let (message, hint) = match msg.split_once("\n  hint: ") {
-                    Some((m, h)) => (m.to_owned(), Some(h.to_owned())),
-                    None => (msg, None),
-                };
-                vec![ConfigError {
-                    file,
-                    key: String::new(),
-                    line: None,
-                    column: None,
-                    message,
-                    hint,
-                }]
-            }
+            LoadError::NotFound { hint, .. } => Some(Cow::Borrowed(hint)),
+            LoadError::IsDirectory { path } => Some(Cow::Owned(format!(
+                "pass the file itself, e.g. `--config {}`",
+                path.join("issueloop.toml").display()
+            ))),
+            LoadError::Empty { .. } => Some(Cow::Borrowed(
+                "start from `examples/issueloop.toml`; at least `repos = [\"owner/name\"]` is needed",
+            )),
+            LoadError::NotUtf8 { .. } => Some(Cow::Borrowed("save the file as UTF-8")),
+            // Each error of an invalid file carries its own hint.
+            LoadError::Io { .. } | LoadError::Invalid { .. } => None,
         }
     }
 }
 
-fn unreachable_invalid() -> (PathBuf, String) {
-    (PathBuf::new(), String::new())
+impl LoadError {
+    /// The individual errors, one per defect (a single one for file-level problems).
+    pub fn errors(&self) -> Vec<ConfigError> {
+        let file = match self {
+            LoadError::Invalid { errors } => return errors.clone(),
+            LoadError::NotFound { path, .. }
+            | LoadError::IsDirectory { path }
+            | LoadError::Empty { path }
+            | LoadError::NotUtf8 { path, .. }
+            | LoadError::Io { path, .. } => path.clone(),
+        };
+        vec![ConfigError {
+            file,
+            key: String::new(),
+            line: None,
+            column: None,
+            // One line with its cause: a `ConfigError` is flat.
+            message: self.chain().to_string(),
+            hint: self.hint().map(Cow::into_owned),
+        }]
+    }
 }

@@ -7,6 +7,7 @@
 mod env;
 mod error;
 mod gate_options;
+mod hint;
 mod human;
 mod load;
 mod model;
@@ -24,6 +25,7 @@ mod validate;
 pub use env::{CREDENTIAL_VARS, Env, Secret};
 pub use error::{ConfigError, ConfigWarning, LoadError};
 pub use gate_options::{GUARDED_GATE_OPTIONS, GuardedOption, guarded_option};
+pub use hint::{Chain, ErrorChain, Hint};
 pub use human::human_duration;
 pub use load::{load_file, load_str};
 pub use model::*;

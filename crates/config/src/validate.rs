@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::error::{ConfigError, ConfigWarning};
+use crate::hint::{ErrorChain as _, Hint as _};
 use crate::load::{read_text, resolve_path, resolve_program};
 use crate::model::*;
 use crate::money::Usd;
@@ -899,11 +900,8 @@ fn policy(
         ) {
             Ok(t) => t,
             Err(e) => {
-                let msg = e.to_string();
-                let (m, h) = msg
-                    .split_once("\n  hint: ")
-                    .map_or((msg.as_str(), None), |(m, h)| (m, Some(h.to_owned())));
-                c.error(&path, format!("policy file: {m}"), h);
+                let hint = e.hint().map(std::borrow::Cow::into_owned);
+                c.error(&path, format!("policy file: {}", e.chain()), hint);
                 continue;
             }
         };

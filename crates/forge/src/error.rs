@@ -1,16 +1,16 @@
 //! What can go wrong talking to a forge, worded for the person who has to fix it. No variant ever
 //! carries a token: messages come from GitHub's error bodies, paths and our own text.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use issueloop_config::RepoName;
+use issueloop_config::{Hint, RepoName};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ForgeError {
     #[error(
-        "GitHub token invalid or expired: `{method} {path}` at `{api}` answered 401 ({message}); \
-         set `GITHUB_TOKEN` (or `GH_TOKEN`) to a valid token, or check `[forge.app]`"
+        "GitHub token invalid or expired: `{method} {path}` at `{api}` answered 401 ({message})"
     )]
     Unauthorized {
         api: String,
@@ -107,10 +107,7 @@ pub enum ForgeError {
     )]
     DraftRefused { repo: RepoName },
 
-    #[error(
-        "no GitHub credentials: set `GITHUB_TOKEN` or `GH_TOKEN`, or configure `[forge.app]` \
-         (app_id, private_key_path, installation_id)"
-    )]
+    #[error("no GitHub credentials")]
     NoCredentials,
 
     #[error("the GitHub token from `{source_var}` contains characters an HTTP header cannot carry")]
@@ -147,7 +144,31 @@ pub enum ForgeError {
     },
 }
 
+impl Hint for ForgeError {
+    fn hint(&self) -> Option<Cow<'_, str>> {
+        match self {
+            ForgeError::Unauthorized { .. } => Some(Cow::Borrowed(
+                "set `GITHUB_TOKEN` (or `GH_TOKEN`) to a valid token, or check `[forge.app]`",
+            )),
+            ForgeError::NoCredentials => Some(Cow::Borrowed(
+                "set `GITHUB_TOKEN` or `GH_TOKEN`, or configure `[forge.app]` \
+                 (app_id, private_key_path, installation_id)",
+            )),
+            _ => None,
+        }
+    }
+}
+
 impl ForgeError {
+    /// The message and, when there is one, the hint, on one line: for the places that keep a
+    /// forge error as text (the tick report, a run's failure).
+    pub fn with_hint(&self) -> String {
+        match self.hint() {
+            Some(hint) => format!("{self}; {hint}"),
+            None => self.to_string(),
+        }
+    }
+
     /// A write that failed in a way that leaves open whether GitHub applied it (5xx, timeout,
     /// broken connection): re-read the state before trying again.
     pub fn maybe_applied(&self) -> bool {

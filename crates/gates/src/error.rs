@@ -20,7 +20,7 @@ pub enum GateError {
         message: String,
     },
 
-    #[error("cannot read `{}`: {source}", path.display())]
+    #[error("cannot read `{}`", path.display())]
     Io {
         path: PathBuf,
         #[source]

@@ -11,7 +11,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use issueloop_config::Env;
+use issueloop_config::{Env, ErrorChain as _};
 
 /// Where git finds a worktree's repository, from issueloop's records.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,7 +147,7 @@ pub(crate) async fn snapshot(
         ])
         .timeout(timeout);
     let output = match launch.output().await {
-        Err(e) => return Err(format!("cannot run `git status`: {e}")),
+        Err(e) => return Err(format!("cannot run `git status`: {}", e.chain())),
         Ok(o) if o.timed_out => return Err(format!("`git status` took longer than {timeout:?}")),
         Ok(o) => o,
     };

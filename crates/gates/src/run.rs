@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use issueloop_config::{Env, GatesConfig};
+use issueloop_config::{Env, ErrorChain as _, GatesConfig};
 use issueloop_process::{Launch, Sandbox};
 use serde::Serialize;
 
@@ -345,7 +345,7 @@ async fn run_command(
                 ));
             } else {
                 result.status = GateStatus::Failed;
-                result.reason = Some(format!("cannot start `{}`: {e}", argv[0]));
+                result.reason = Some(e.chain().to_string());
             }
             return;
         }

@@ -1,10 +1,11 @@
 //! The ledger: reservations and costs per UTC day behind a trait that names no storage type, so
 //! a shared store (Postgres, a git ref with compare-and-swap) can implement it later.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use issueloop_config::{BudgetConfig, RunBudget};
+use issueloop_config::{BudgetConfig, Hint, RunBudget};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -361,27 +362,24 @@ impl LedgerEntry {
 /// Errors of the ledger and the journal. Messages name the file and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    #[error("cannot create the directory `{}` for the state database: {source}", path.display())]
+    #[error("cannot create the directory `{}` for the state database", path.display())]
     CreateDir {
         path: PathBuf,
         source: std::io::Error,
     },
     #[error(
-        "`{}` is not a readable issueloop state database ({detail}); it was left untouched: \
-         restore it from a backup, or move it away and let issueloop start a new one \
-         (`[state] path` in the configuration chooses the file)",
+        "`{}` is not a readable issueloop state database ({detail}); it was left untouched",
         path.display()
     )]
     Corrupt { path: PathBuf, detail: String },
     #[error(
-        "`{}` is a SQLite database of another application ({detail}); it was left untouched: \
-         point `[state] path` in the configuration at a file of its own",
+        "`{}` is a SQLite database of another application ({detail}); it was left untouched",
         path.display()
     )]
     NotOurs { path: PathBuf, detail: String },
     #[error(
         "`{}` was written by a newer issueloop (schema version {found}, this one understands up \
-         to {supported}); it was left untouched: upgrade issueloop to use it",
+         to {supported}); it was left untouched",
         path.display()
     )]
     NewerSchema {
@@ -400,7 +398,7 @@ pub enum LedgerError {
         op: &'static str,
         timeout: Duration,
     },
-    #[error("state database `{}`: {op} failed: {source}", path.display())]
+    #[error("state database `{}`: {op} failed", path.display())]
     Storage {
         path: PathBuf,
         op: &'static str,
@@ -439,6 +437,22 @@ pub enum LedgerError {
         amount: Usd,
         why: &'static str,
     },
+}
+
+impl Hint for LedgerError {
+    fn hint(&self) -> Option<Cow<'_, str>> {
+        match self {
+            LedgerError::Corrupt { .. } => Some(Cow::Borrowed(
+                "restore it from a backup, or move it away and let issueloop start a new one \
+                 (`[state] path` in the configuration chooses the file)",
+            )),
+            LedgerError::NotOurs { .. } => Some(Cow::Borrowed(
+                "point `[state] path` in the configuration at a file of its own",
+            )),
+            LedgerError::NewerSchema { .. } => Some(Cow::Borrowed("upgrade issueloop to use it")),
+            _ => None,
+        }
+    }
 }
 
 /// Reservations and costs per UTC day.

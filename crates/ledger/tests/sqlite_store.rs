@@ -502,7 +502,8 @@ fn a_database_from_a_newer_schema_is_refused_and_left_untouched() {
         "{message}"
     );
     assert!(message.contains("newer issueloop"), "{message}");
-    assert!(message.contains("upgrade"), "{message}");
+    let hint = issueloop_config::Hint::hint(&err).unwrap_or_default();
+    assert!(hint.contains("upgrade"), "{hint}");
     assert_eq!(
         file_bytes(&path),
         before,
@@ -581,14 +582,20 @@ fn error_messages_read_well() {
         b"not a database at all, just text; long enough to have a header......",
     )
     .unwrap();
-    let err = SqliteLedger::open(&path).unwrap_err().to_string();
+    let err = SqliteLedger::open(&path).unwrap_err();
     assert_eq!(
-        err,
+        err.to_string(),
         format!(
             "`{}` is not a readable issueloop state database (not a SQLite database); it was left \
-             untouched: restore it from a backup, or move it away and let issueloop start a new \
-             one (`[state] path` in the configuration chooses the file)",
+             untouched",
             path.display()
+        )
+    );
+    assert_eq!(
+        issueloop_config::Hint::hint(&err).as_deref(),
+        Some(
+            "restore it from a backup, or move it away and let issueloop start a new one \
+             (`[state] path` in the configuration chooses the file)"
         )
     );
 }

@@ -43,7 +43,7 @@ pub struct Launch {
 /// Why a child could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
-    #[error("cannot start `{program}`: {source}")]
+    #[error("cannot start `{program}`")]
     Spawn {
         program: String,
         #[source]

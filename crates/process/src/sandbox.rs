@@ -144,7 +144,7 @@ pub enum SandboxError {
          Landlock needs Linux ≥ 5.13 with `landlock` in the boot `lsm=` list"
     )]
     Unavailable { support: Support, kernel: String },
-    #[error("cannot build the Landlock ruleset: {0}")]
+    #[error("cannot build the Landlock ruleset")]
     Ruleset(#[from] landlock::RulesetError),
 }
 

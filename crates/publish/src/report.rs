@@ -314,12 +314,19 @@ pub struct Emitted {
     pub annotations: Vec<String>,
 }
 
+impl issueloop_config::Hint for ReportError {
+    fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            ReportError::SummaryFile { .. } => Some(std::borrow::Cow::Borrowed(
+                "check that the variable names a writable file, or unset it to print the summary instead",
+            )),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error(
-        "cannot append the job summary to `{path}` (from `GITHUB_STEP_SUMMARY`): {source}; \
-         check that the variable names a writable file, or unset it to print the summary instead"
-    )]
+    #[error("cannot append the job summary to `{path}` (from `GITHUB_STEP_SUMMARY`)")]
     SummaryFile {
         path: PathBuf,
         #[source]

@@ -20,7 +20,7 @@ const HEADER: &str = "\n# Managed by issueloop (`issueloop setup --runtime codex
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    #[error("cannot read `{}`: {source}", .path.display())]
+    #[error("cannot read `{}`", .path.display())]
     Read {
         path: PathBuf,
         #[source]
@@ -44,7 +44,7 @@ pub enum SetupError {
     },
     #[error("the edited `{}` did not verify, so it was left untouched: {message}", .path.display())]
     Verify { path: PathBuf, message: String },
-    #[error("cannot write `{}`: {source}", .path.display())]
+    #[error("cannot write `{}`", .path.display())]
     Write {
         path: PathBuf,
         #[source]

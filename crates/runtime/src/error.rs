@@ -41,14 +41,14 @@ pub enum RuntimeError {
     )]
     BriefInWorktree { path: PathBuf, worktree: PathBuf },
 
-    #[error("cannot write the brief file in `{}`: {source}", .dir.display())]
+    #[error("cannot write the brief file in `{}`", .dir.display())]
     BriefFile {
         dir: PathBuf,
         #[source]
         source: std::io::Error,
     },
 
-    #[error("cannot start `{argv}` in `{}`: {source}", .worktree.display())]
+    #[error("cannot start `{argv}` in `{}`", .worktree.display())]
     Spawn {
         argv: String,
         worktree: PathBuf,

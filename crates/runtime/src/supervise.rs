@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use issueloop_config::Env;
+use issueloop_config::{Env, ErrorChain as _};
 use issueloop_process::{Launch, Sandbox, read_some};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
@@ -131,7 +131,7 @@ pub async fn run_with(
             worktree: worktree.to_owned(),
             source,
         },
-        issueloop_process::LaunchError::Sandbox(e) => RuntimeError::Sandbox(e.to_string()),
+        issueloop_process::LaunchError::Sandbox(e) => RuntimeError::Sandbox(e.chain().to_string()),
     })?;
     let pid = child.pid();
     tracing::info!(backend = %inv.backend, pid, argv = %argv_text, worktree = %worktree.display(), sandboxed = opts.sandbox.is_some(), "agent started");

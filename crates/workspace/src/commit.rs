@@ -2,6 +2,7 @@
 //! run's branch only, with the bot identity.
 
 use git2::{Index, IndexEntry, IndexTime, Oid, Signature};
+use issueloop_config::ErrorChain as _;
 use issueloop_policy::{ApprovedChange, ChangeKind, FileMode};
 
 use crate::error::WorkspaceError;
@@ -158,7 +159,7 @@ impl Worktree {
         if let Err(e) = self.reset_views(&repo, tree_id) {
             tracing::warn!(
                 worktree = %root.display(),
-                "committed, but cannot reset the worktree's indexes: {e}"
+                "committed, but cannot reset the worktree's indexes: {e}", e = e.chain()
             );
         }
         let parent = self.tip.to_string();

@@ -7,14 +7,14 @@ use std::time::Duration;
 /// with credentials are refused before use).
 #[derive(Debug, thiserror::Error)]
 pub enum WorkspaceError {
-    #[error("{op}: {source}")]
+    #[error("{op}")]
     Git {
         /// What was being done, with paths in backticks.
         op: String,
         #[source]
         source: git2::Error,
     },
-    #[error("{op} `{}`: {source}", path.display())]
+    #[error("{op} `{}`", path.display())]
     Io {
         op: &'static str,
         path: PathBuf,

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use git2::Repository;
+use issueloop_config::ErrorChain as _;
 
 use crate::error::WorkspaceError;
 use crate::lock::FileLock;
@@ -35,7 +36,7 @@ impl Workspace {
         let worktrees = self.cache_dir().join("worktrees");
         for dir in two_levels(&worktrees) {
             if let Err(e) = self.clean_worktrees_dir(&dir, &mut report, &mut failures) {
-                failures.push(e.to_string());
+                failures.push(e.chain().to_string());
             }
         }
         let mirrors = self.cache_dir().join("mirrors");
@@ -50,7 +51,7 @@ impl Workspace {
                     Ok(())
                 };
                 if let Err(e) = result {
-                    failures.push(e.to_string());
+                    failures.push(e.chain().to_string());
                 }
             }
         }
@@ -107,7 +108,7 @@ impl Workspace {
                     let ready = ready_path(dir, name).exists();
                     if let Err(e) = remove_worktree(&record, dir, &self.settings, Removal::DeadRun)
                     {
-                        failures.push(e.to_string());
+                        failures.push(e.chain().to_string());
                         continue;
                     }
                     log(

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use git2::{Oid, Repository};
-use issueloop_config::RepoName;
+use issueloop_config::{ErrorChain as _, RepoName};
 use issueloop_policy::ChangeFacts;
 
 use crate::error::WorkspaceError;
@@ -197,7 +197,7 @@ impl Drop for Guard {
         if let Err(e) = self.remove() {
             tracing::error!(
                 worktree = %self.record.worktree.display(),
-                "cannot remove the worktree (it is removed at the next start-up): {e}"
+                "cannot remove the worktree (it is removed at the next start-up): {e}", e = e.chain()
             );
         }
     }

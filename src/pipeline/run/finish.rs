@@ -2,6 +2,7 @@
 //! nothing about it, the claim given back, the ledger settled (or the reservation released when
 //! no agent ran), `run_finished` journaled.
 
+use issueloop_config::ErrorChain as _;
 use issueloop_forge::Release;
 use issueloop_ledger::Event;
 use issueloop_publish::{BudgetSummary, CommentInput, Failure, PolicyVerdict, RunOutcome};
@@ -93,11 +94,11 @@ impl Run<'_> {
         };
         result.err().map(|e| {
             tracing::error!(
-                "cannot settle the ledger (the reservation will expire and be charged in full): {e}"
+                "cannot settle the ledger (the reservation will expire and be charged in full): {e}", e = e.chain()
             );
             format!(
                 "{}#{}: cannot settle the ledger (the reservation will expire and be charged in full): {e}",
-                self.item.selected.repo, self.item.selected.number
+                self.item.selected.repo, self.item.selected.number, e = e.chain()
             )
         })
     }

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use issueloop_config::Stage;
+use issueloop_config::{ErrorChain as _, Stage};
 use issueloop_gates::{FailureKind, GateReport, GateStatus, GateVerdict};
 use issueloop_ledger::Event;
 use issueloop_publish::GateRow;
@@ -86,14 +86,14 @@ impl Run<'_> {
         let pipeline = self.pipeline;
         let (config, repo) = (&pipeline.config, &self.item.selected.repo);
         let facts = blocking(|| worktree.run_change_facts())
-            .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?;
+            .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.chain().to_string()))?;
         let changed: Vec<PathBuf> = facts
             .tracked()
             .filter(|p| worktree.path().join(&p.path).exists())
             .map(|p| PathBuf::from(&p.path))
             .collect();
         let repo_facts = issueloop_gates::RepoFacts::scan(worktree.path())
-            .map_err(|e| RunFailure::new(Reason::GatesFailed, e.to_string()))?;
+            .map_err(|e| RunFailure::new(Reason::GatesFailed, e.chain().to_string()))?;
         let explicit = config.gates.repos.get(repo).map(Vec::as_slice);
         let selected = issueloop_gates::select(&repo_facts, &changed, explicit);
         let allowlist = config.policy.for_repo(Some(repo)).allowlist;
@@ -105,7 +105,7 @@ impl Run<'_> {
         }
         let report = issueloop_gates::run_gates(worktree.path(), &planned, &options)
             .await
-            .map_err(|e| RunFailure::new(Reason::GatesFailed, e.to_string()))?;
+            .map_err(|e| RunFailure::new(Reason::GatesFailed, e.chain().to_string()))?;
         self.gate_rows.clear();
         for r in &report.results {
             tracing::info!(gate = %r.command, status = r.status.as_str(), "gate finished");

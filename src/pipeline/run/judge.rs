@@ -2,6 +2,7 @@
 //! change) and before the commit; and the change a run that died after pushing left on the
 //! branch, published when the agent finds nothing left to do.
 
+use issueloop_config::ErrorChain as _;
 use issueloop_ledger::Event;
 use issueloop_policy::{ApprovedChange, ChangeFacts, CompiledPolicy};
 use issueloop_workspace::Worktree;
@@ -26,7 +27,7 @@ impl Run<'_> {
         policy: &CompiledPolicy,
     ) -> Result<(ChangeFacts, ApprovedChange), RunFailure> {
         let facts = blocking(|| worktree.run_change_facts())
-            .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?;
+            .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.chain().to_string()))?;
         self.judge_facts(facts, policy)
     }
 
@@ -70,7 +71,8 @@ impl Run<'_> {
                     Reason::WorkspaceError,
                     format!(
                         "cannot find where branch `{}` left the default branch: {e}",
-                        self.item.branch
+                        self.item.branch,
+                        e = e.chain()
                     ),
                 )
             })?;
@@ -79,7 +81,7 @@ impl Run<'_> {
             return Ok(None);
         };
         let facts = blocking(|| worktree.change_facts(Some(base)))
-            .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?;
+            .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.chain().to_string()))?;
         if facts.is_empty() {
             return Ok(None);
         }

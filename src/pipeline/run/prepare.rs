@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use issueloop_config::ErrorChain as _;
 use issueloop_forge::{ClaimOutcome, ClaimRequest};
 use issueloop_ledger::Event;
 use issueloop_policy::CompiledPolicy;
@@ -112,7 +113,7 @@ impl Run<'_> {
                 &BaseRef::DefaultBranch,
             )
         })
-        .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))
+        .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.chain().to_string()))
     }
 
     /// Agents and gates write only the worktree, its private gitdir and the run's directory.

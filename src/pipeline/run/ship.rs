@@ -1,6 +1,7 @@
 //! Publishing the judged change, while the run still holds the issue: commit exactly what was
 //! approved, push fast-forward only, open or update the one draft PR.
 
+use issueloop_config::ErrorChain as _;
 use issueloop_forge::{PrAction, PrRequest};
 use issueloop_ledger::Event;
 use issueloop_publish::{DiffStat, FileStat, PolicyVerdict, PrBodyInput};
@@ -29,7 +30,7 @@ impl Run<'_> {
             &issueloop_triage::redact(&self.item.facts.issue.title),
         );
         let outcome = blocking(|| worktree.commit(approved, &message))
-            .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?;
+            .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.chain().to_string()))?;
         decisions::commit_failure(&outcome).map_or(Ok(()), Err)
     }
 
@@ -37,7 +38,7 @@ impl Run<'_> {
     pub(super) fn push(&self, worktree: &Worktree, remote: &RemoteSpec) -> Result<(), RunFailure> {
         self.lease_check()?;
         let outcome = blocking(|| worktree.push(remote))
-            .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.to_string()))?;
+            .map_err(|e| RunFailure::new(Reason::WorkspaceError, e.chain().to_string()))?;
         decisions::push_failure(&outcome, &self.item.branch).map_or(Ok(()), Err)
     }
 
@@ -65,7 +66,8 @@ impl Run<'_> {
             diff: blocking(|| committed_diff_stat(worktree, &item.repo_info.head_sha))
                 .unwrap_or_else(|e| {
                     tracing::warn!(
-                        "cannot compute the diff stat from git ({e}); counting added lines"
+                        "cannot compute the diff stat from git ({e}); counting added lines",
+                        e = e.chain()
                     );
                     diff_stat(&change.facts)
                 }),

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use issueloop_config::{Config, ForgeKind, Labels, RepoName};
+use issueloop_config::{Config, ErrorChain as _, ForgeKind, Labels, RepoName};
 use issueloop_publish::{
     ensure_marker, ensure_pr_body, marked_issue, replace_bot_section, takeover_comment_marker,
 };
@@ -128,7 +128,7 @@ impl LocalForge {
             .map_err(|e| ForgeError::Git {
                 argv: argv.clone(),
                 dir: dir.to_owned(),
-                message: format!("cannot run git: {e}"),
+                message: format!("cannot run git: {}", e.chain()),
             })?;
         if out.timed_out {
             return Err(ForgeError::Git {
