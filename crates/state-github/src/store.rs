@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use issueloop_config::ErrorChain;
 use issueloop_ledger::{
     DayUsage, EntryState, Event, Expired, Journal, JournalEntry, Ledger, LedgerEntry, LedgerError,
     Reservation, ReserveOutcome, ReserveRequest, RunId, RunSummary, Settlement, SqliteLedger,
@@ -136,7 +137,11 @@ struct Snapshot<'r> {
 
 impl Snapshot<'_> {
     fn text(&self, path: &str) -> Result<Option<String>, String> {
-        let Some(bytes) = self.tree.read(path).map_err(|e| format!("`{path}`: {e}"))? else {
+        let Some(bytes) = self
+            .tree
+            .read(path)
+            .map_err(|e| format!("`{path}`: {}", e.chain()))?
+        else {
             return Ok(None);
         };
         String::from_utf8(bytes)
@@ -159,7 +164,7 @@ impl Snapshot<'_> {
         let names = self
             .tree
             .list("ledger")
-            .map_err(|e| format!("`ledger`: {e}"))?;
+            .map_err(|e| format!("`ledger`: {}", e.chain()))?;
         let mut days: Vec<Date> = names
             .iter()
             .filter_map(|name| name.strip_suffix(".jsonl")?.parse().ok())
