@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use issueloop_ledger::{Ledger, ReserveOutcome, ReserveRequest, RunId, Usd};
 use issueloop_state_github::{GithubState, GithubStateOptions, TransferStats};
-use issueloop_workspace::RemoteSpec;
+use issueloop_workspace::{LogClone, RemoteSpec};
 use jiff::Timestamp;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -25,7 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Without contention: one writer, reserve then settle.
     let dir = tempfile::tempdir()?;
-    git2::Repository::init_bare(dir.path().join("state.git"))?;
+    LogClone::open_or_init(&dir.path().join("state.git"))?;
     let store = open(dir.path(), "solo")?;
     let before = store.stats();
     let run = RunId::parse("solo-1")?;
@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     for writers in [1usize, 8] {
         let dir = tempfile::tempdir()?;
-        git2::Repository::init_bare(dir.path().join("state.git"))?;
+        LogClone::open_or_init(&dir.path().join("state.git"))?;
         let stores: Vec<GithubState> = (0..writers)
             .map(|w| open(dir.path(), &format!("w{w}")))
             .collect::<Result<_, _>>()?;

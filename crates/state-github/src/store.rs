@@ -6,19 +6,19 @@
 use std::collections::hash_map::RandomState;
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use git2::{FileMode, Oid, Repository, Signature, Tree};
+use issueloop_config::ErrorChain;
 use issueloop_ledger::{
     DayUsage, EntryState, Event, Expired, Journal, JournalEntry, Ledger, LedgerEntry, LedgerError,
     Reservation, ReserveOutcome, ReserveRequest, RunId, RunSummary, Settlement, SqliteLedger,
     StateStore, Usd, admit, check_release, check_settle, to_millis, utc_day,
 };
 use issueloop_ledger::{EntryRecord, ImportSummary, Record, plan_import};
-use issueloop_workspace::{CasOutcome, RemoteSpec, fetch_branch, push_branch_cas};
+use issueloop_workspace::{CasOutcome, CommitId, LogClone, LogTree, RemoteSpec};
 use jiff::Timestamp;
 use jiff::civil::Date;
 
@@ -92,9 +92,9 @@ struct Counters {
 }
 
 struct Inner {
-    repo: Repository,
+    clone: LogClone,
     /// The remote branch's tip as last read or written; `None`: the branch does not exist.
-    tip: Option<Oid>,
+    tip: Option<CommitId>,
     fetched: bool,
 }
 
@@ -132,23 +132,19 @@ enum Step<T> {
 
 /// The log at one commit.
 struct Snapshot<'r> {
-    repo: &'r Repository,
-    tree: Option<Tree<'r>>,
+    tree: LogTree<'r>,
 }
 
 impl Snapshot<'_> {
     fn text(&self, path: &str) -> Result<Option<String>, String> {
-        let Some(tree) = &self.tree else {
+        let Some(bytes) = self
+            .tree
+            .read(path)
+            .map_err(|e| format!("`{path}`: {}", e.chain()))?
+        else {
             return Ok(None);
         };
-        let Ok(entry) = tree.get_path(Path::new(path)) else {
-            return Ok(None);
-        };
-        let blob = self
-            .repo
-            .find_blob(entry.id())
-            .map_err(|e| format!("`{path}`: {e}"))?;
-        String::from_utf8(blob.content().to_vec())
+        String::from_utf8(bytes)
             .map(Some)
             .map_err(|_| format!("`{path}` is not UTF-8"))
     }
@@ -162,29 +158,25 @@ impl Snapshot<'_> {
         Ok(replay_day(day, &lines))
     }
 
-    /// Every day with a file, newest first.
-    fn days(&self) -> Vec<Date> {
-        let Some(tree) = &self.tree else {
-            return Vec::new();
-        };
-        let Ok(dir) = tree.get_path(Path::new("ledger")) else {
-            return Vec::new();
-        };
-        let Ok(dir) = self.repo.find_tree(dir.id()) else {
-            return Vec::new();
-        };
-        let mut days: Vec<Date> = dir
+    /// Every day with a file, newest first. A folder that cannot be read is an error, not an
+    /// empty ledger (that would under-count the day's spending).
+    fn days(&self) -> Result<Vec<Date>, String> {
+        let names = self
+            .tree
+            .list("ledger")
+            .map_err(|e| format!("`ledger`: {}", e.chain()))?;
+        let mut days: Vec<Date> = names
             .iter()
-            .filter_map(|e| e.name().ok()?.strip_suffix(".jsonl")?.parse().ok())
+            .filter_map(|name| name.strip_suffix(".jsonl")?.parse().ok())
             .collect();
         days.sort_unstable_by(|a, b| b.cmp(a));
-        days
+        Ok(days)
     }
 
     /// Every day's entries, oldest first.
     fn all_entries(&self) -> Result<Vec<LedgerEntry>, String> {
         let mut all = Vec::new();
-        for day in self.days() {
+        for day in self.days()? {
             all.extend(self.day(day)?.sorted());
         }
         all.sort_by(|a, b| (a.reserved_at, &a.run_id).cmp(&(b.reserved_at, &b.run_id)));
@@ -198,7 +190,7 @@ impl Snapshot<'_> {
             .as_str()
             .get(..8)
             .and_then(|d| jiff::civil::Date::strptime("%Y%m%d", d).ok());
-        let mut days = self.days();
+        let mut days = self.days()?;
         if let Some(h) = hinted {
             days.retain(|d| *d != h);
             days.insert(0, h);
@@ -218,34 +210,21 @@ impl GithubState {
     /// fetch of the branch. The branch itself is created by the first write (an orphan commit).
     pub fn open(opts: GithubStateOptions) -> Result<GithubState, LedgerError> {
         let location = location(&opts);
-        let storage = |op: &'static str| {
-            let location = location.clone();
-            move |e: git2::Error| LedgerError::Storage {
-                path: PathBuf::from(location),
-                op,
-                source: Box::new(e),
-            }
-        };
-        issueloop_workspace::hermetic::init().map_err(|e| LedgerError::Storage {
-            path: PathBuf::from(&location),
-            op: "set up git",
-            source: Box::new(e),
-        })?;
         std::fs::create_dir_all(&opts.clone_dir).map_err(|source| LedgerError::CreateDir {
             path: opts.clone_dir.clone(),
             source,
         })?;
-        let repo = match Repository::open_bare(&opts.clone_dir) {
-            Ok(r) => r,
-            Err(_) => Repository::init_bare(&opts.clone_dir)
-                .map_err(storage("create the local clone of the state branch"))?,
-        };
+        let clone = LogClone::open_or_init(&opts.clone_dir).map_err(|e| LedgerError::Storage {
+            path: PathBuf::from(&location),
+            op: "create the local clone of the state branch",
+            source: Box::new(e),
+        })?;
         let local = SqliteLedger::open(&opts.local_path)?;
         let store = GithubState {
             remote: Mutex::new(opts.remote.clone()),
             opts,
             inner: Mutex::new(Inner {
-                repo,
+                clone,
                 tip: None,
                 fetched: false,
             }),
@@ -360,8 +339,7 @@ impl GithubState {
         self.counters.fetches.fetch_add(1, Ordering::Relaxed);
         let tip = self
             .with_remote(|remote| {
-                fetch_branch(
-                    &inner.repo,
+                inner.clone.fetch(
                     remote,
                     &self.opts.branch,
                     TRACKING_REF,
@@ -375,20 +353,11 @@ impl GithubState {
     }
 
     fn snapshot<'r>(&self, inner: &'r Inner) -> Result<Snapshot<'r>, LedgerError> {
-        let tree = match inner.tip {
-            None => None,
-            Some(tip) => Some(
-                inner
-                    .repo
-                    .find_commit(tip)
-                    .and_then(|c| c.tree())
-                    .map_err(|e| self.storage("read the state branch", e))?,
-            ),
-        };
-        let snap = Snapshot {
-            repo: &inner.repo,
-            tree,
-        };
+        let tree = inner
+            .clone
+            .tree_at(inner.tip)
+            .map_err(|e| self.storage("read the state branch", e))?;
+        let snap = Snapshot { tree };
         if let Some(text) = snap.text(FORMAT_FILE).map_err(|e| self.bad_log(e))? {
             let found = serde_json::from_str::<serde_json::Value>(&text)
                 .ok()
@@ -451,8 +420,7 @@ impl GithubState {
                     self.counters.pushes.fetch_add(1, Ordering::Relaxed);
                     let outcome = self
                         .with_remote(|remote| {
-                            push_branch_cas(
-                                &inner.repo,
+                            inner.clone.push_cas(
                                 remote,
                                 &self.opts.branch,
                                 commit,
@@ -488,79 +456,31 @@ impl GithubState {
         })
     }
 
-    /// A commit on the current tip (or an orphan when the branch is new) appending `appends`.
+    /// A commit on the current tip (or an orphan when the branch is new) appending `appends`,
+    /// and creating the format file when the branch has none yet.
     fn commit(
         &self,
         inner: &Inner,
         appends: &[(String, String)],
         message: &str,
-    ) -> Result<Oid, LedgerError> {
-        let repo = &inner.repo;
-        let err = |e: git2::Error| self.storage("write a commit of the state branch", e);
+    ) -> Result<CommitId, LedgerError> {
         let snap = self.snapshot(inner)?;
-        // path → new text
-        let mut files: Vec<(String, String)> = Vec::new();
-        for (path, text) in appends {
-            if let Some((_, existing)) = files.iter_mut().find(|(p, _)| p == path) {
-                existing.push_str(text);
-                continue;
-            }
-            let mut content = snap
-                .text(path)
-                .map_err(|e| self.bad_log(e))?
-                .unwrap_or_default();
-            if !content.is_empty() && !content.ends_with('\n') {
-                content.push('\n');
-            }
-            content.push_str(text);
-            files.push((path.clone(), content));
-        }
-        let mut root = repo.treebuilder(snap.tree.as_ref()).map_err(err)?;
+        let mut all = Vec::with_capacity(appends.len() + 1);
         if snap
-            .tree
-            .as_ref()
-            .and_then(|t| t.get_name(FORMAT_FILE))
+            .text(FORMAT_FILE)
+            .map_err(|e| self.bad_log(e))?
             .is_none()
         {
-            let marker = format!("{{\"format\": {FORMAT}}}\n");
-            let blob = repo.blob(marker.as_bytes()).map_err(err)?;
-            root.insert(FORMAT_FILE, blob, FileMode::Blob.into())
-                .map_err(err)?;
+            all.push((
+                FORMAT_FILE.to_owned(),
+                format!("{{\"format\": {FORMAT}}}\n"),
+            ));
         }
-        // Group by directory (`ledger/`, `journal/`): one level deep.
-        let mut dirs: Vec<&str> = files
-            .iter()
-            .filter_map(|(p, _)| p.split_once('/').map(|(d, _)| d))
-            .collect();
-        dirs.sort_unstable();
-        dirs.dedup();
-        for dir in dirs {
-            let existing = snap
-                .tree
-                .as_ref()
-                .and_then(|t| t.get_name(dir))
-                .and_then(|e| repo.find_tree(e.id()).ok());
-            let mut sub = repo.treebuilder(existing.as_ref()).map_err(err)?;
-            for (path, content) in &files {
-                if let Some((d, name)) = path.split_once('/')
-                    && d == dir
-                {
-                    let blob = repo.blob(content.as_bytes()).map_err(err)?;
-                    sub.insert(name, blob, FileMode::Blob.into()).map_err(err)?;
-                }
-            }
-            let sub = sub.write().map_err(err)?;
-            root.insert(dir, sub, FileMode::Tree.into()).map_err(err)?;
-        }
-        let tree = repo.find_tree(root.write().map_err(err)?).map_err(err)?;
-        let sig = Signature::now("issueloop", "issueloop@users.noreply.github.com").map_err(err)?;
-        let parent = match inner.tip {
-            Some(tip) => Some(repo.find_commit(tip).map_err(err)?),
-            None => None,
-        };
-        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-        repo.commit(None, &sig, &sig, message, &tree, &parents)
-            .map_err(err)
+        all.extend_from_slice(appends);
+        inner
+            .clone
+            .commit_appends(inner.tip, &all, message)
+            .map_err(|e| self.storage("write a commit of the state branch", e))
     }
 }
 
@@ -672,7 +592,7 @@ impl Ledger for GithubState {
         self.transact(|snap| {
             let mut appends = Vec::new();
             let mut expired = Vec::new();
-            for day in snap.days() {
+            for day in snap.days().map_err(|e| self.bad_log(e))? {
                 let ledger = snap.day(day).map_err(|e| self.bad_log(e))?;
                 for e in ledger.sorted() {
                     if e.state == EntryState::Reserved && e.expires_at <= now {

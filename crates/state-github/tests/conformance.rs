@@ -17,7 +17,8 @@ use issueloop_ledger::{
 use issueloop_state_github::{
     DEFAULT_BRANCH, GithubState, GithubStateOptions, Line, RemoteRefresh,
 };
-use issueloop_workspace::RemoteSpec;
+use issueloop_workspace::hermetic::git_command;
+use issueloop_workspace::{LogClone, RemoteSpec};
 use jiff::Timestamp;
 
 const NOW: &str = "2026-12-05T10:00:00Z";
@@ -29,7 +30,7 @@ struct Remote {
 impl Remote {
     fn new() -> Remote {
         let dir = tempfile::tempdir().unwrap();
-        git2::Repository::init_bare(dir.path().join("state.git")).unwrap();
+        LogClone::open_or_init(&dir.path().join("state.git")).unwrap();
         Remote { dir }
     }
 
@@ -49,16 +50,40 @@ impl Remote {
     }
 
     fn branch_commits(&self) -> usize {
-        let repo = git2::Repository::open_bare(self.url()).unwrap();
-        let tip = repo
-            .find_reference(&format!("refs/heads/{DEFAULT_BRANCH}"))
-            .unwrap()
-            .target()
-            .unwrap();
-        let mut walk = repo.revwalk().unwrap();
-        walk.push(tip).unwrap();
-        walk.count()
+        git(
+            &self.url(),
+            &[
+                "rev-list",
+                "--count",
+                &format!("refs/heads/{DEFAULT_BRANCH}"),
+            ],
+        )
+        .trim()
+        .parse()
+        .unwrap()
     }
+
+    /// The file at `path` on the branch's tip, `None` when there is none.
+    fn file(&self, path: &str) -> Option<String> {
+        let out = git_command(&self.url())
+            .args(["show", &format!("refs/heads/{DEFAULT_BRANCH}:{path}")])
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| String::from_utf8(out.stdout).unwrap())
+    }
+}
+
+/// Run git in `dir`; its stdout, or a panic with its stderr.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = git_command(dir).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 fn req(run: &str, dollars: f64, cap: f64, now: Timestamp) -> ReserveRequest {
@@ -288,16 +313,7 @@ fn a_finished_run_leaves_a_summary_on_the_branch() {
     )
     .unwrap();
     assert_eq!(a.events(&run).unwrap().len(), 2);
-    let repo = git2::Repository::open_bare(remote.url()).unwrap();
-    let tree = repo
-        .revparse_single(&format!("refs/heads/{DEFAULT_BRANCH}"))
-        .unwrap()
-        .peel_to_tree()
-        .unwrap();
-    let entry = tree
-        .get_path(Path::new("journal/2026-12-05.jsonl"))
-        .unwrap();
-    let text = String::from_utf8(repo.find_blob(entry.id()).unwrap().content().to_vec()).unwrap();
+    let text = remote.file("journal/2026-12-05.jsonl").unwrap();
     let summary: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
     assert_eq!(summary["run"], "r1");
     assert_eq!(summary["status"], "succeeded");
@@ -305,7 +321,10 @@ fn a_finished_run_leaves_a_summary_on_the_branch() {
         summary["events"],
         serde_json::json!(["run_started", "run_finished"])
     );
-    assert!(tree.get_path(Path::new("issueloop-state.json")).is_ok());
+    assert_eq!(
+        remote.file("issueloop-state.json").as_deref(),
+        Some("{\"format\": 1}\n")
+    );
 }
 
 /// A fetch or push that fails (an installation token that expired, here a remote that is gone)

@@ -12,7 +12,7 @@ use issueloop_ledger::{
     RunStatus, SqliteLedger, StateStore, Usd,
 };
 use issueloop_state_github::{GithubState, GithubStateOptions};
-use issueloop_workspace::RemoteSpec;
+use issueloop_workspace::{LogClone, RemoteSpec};
 use jiff::Timestamp;
 
 fn ts(s: &str) -> Timestamp {
@@ -54,7 +54,7 @@ fn reserve(store: &dyn StateStore, run: &str, dollars: f64, at: &str) -> RunId {
 #[test]
 fn a_sqlite_export_lands_on_the_branch_once_and_replays_alike_everywhere() {
     let dir = tempfile::tempdir().unwrap();
-    git2::Repository::init_bare(dir.path().join("state.git")).unwrap();
+    LogClone::open_or_init(&dir.path().join("state.git")).unwrap();
     let src = SqliteLedger::open(dir.path().join("old.sqlite")).unwrap();
     let a = reserve(&src, "a", 1.0, "2026-12-05T08:00:00.250Z");
     src.settle(&a, Usd::from_dollars(1.25), ts("2026-12-05T08:10:00Z"))

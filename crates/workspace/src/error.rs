@@ -74,6 +74,10 @@ pub enum WorkspaceError {
     },
     #[error("`{path}` is not a valid UTF-8 path and cannot be committed")]
     NonUtf8Path { path: String },
+    #[error("`{path}` is not a file path of a log branch (empty, `.` or `..` component)")]
+    InvalidLogPath { path: String },
+    #[error("`{path}` on the log branch is not UTF-8 text; text cannot be appended to it")]
+    LogFileNotUtf8 { path: String },
 }
 
 impl WorkspaceError {

@@ -15,6 +15,7 @@ mod facts;
 pub mod hermetic;
 mod history;
 mod lock;
+mod log_branch;
 mod names;
 mod owner;
 mod push;
@@ -31,6 +32,7 @@ pub use facts::{
     IGNORED_SCAN_LIMIT, SCAN_LIMIT_BYTES, change_facts_at, origin_repo_name, repo_name_from_url,
 };
 pub use history::FileDiffStat;
+pub use log_branch::{CommitId, LogClone, LogTree};
 pub use names::{branch_name, commit_message, protected_reason, slug};
 pub use push::PushOutcome;
 pub use refcas::{CasOutcome, fetch_branch, push_branch_cas};
