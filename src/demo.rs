@@ -63,7 +63,7 @@ pub enum DemoError {
         source: std::io::Error,
     },
     #[error("cannot build the demo repository: {0}")]
-    Git(#[from] git2::Error),
+    Git(#[from] issueloop_workspace::WorkspaceError),
     #[error("demo issue {number} has no `title:` line in its front matter")]
     BadIssue { number: usize },
 }
@@ -189,37 +189,11 @@ fn toml_string(s: &str) -> String {
 
 /// The project as a bare git repository (a remote, as on a forge) with one commit on `main`.
 fn seed_repository(path: &Path) -> Result<(), DemoError> {
-    let mut opts = git2::RepositoryInitOptions::new();
-    opts.bare(true).initial_head("main");
-    let repo = git2::Repository::init_opts(path, &opts)?;
-    let mut index = repo.index()?;
-    for (name, text) in PROJECT {
-        let entry = git2::IndexEntry {
-            ctime: git2::IndexTime::new(0, 0),
-            mtime: git2::IndexTime::new(0, 0),
-            dev: 0,
-            ino: 0,
-            mode: 0o100644,
-            uid: 0,
-            gid: 0,
-            file_size: 0,
-            id: git2::Oid::ZERO_SHA1,
-            flags: 0,
-            flags_extended: 0,
-            path: name.as_bytes().to_vec(),
-        };
-        index.add_frombuffer(&entry, text.as_bytes())?;
-    }
-    let tree = repo.find_tree(index.write_tree()?)?;
-    let who = git2::Signature::now("textkit maintainers", "maintainers@textkit.invalid")?;
-    repo.commit(
-        Some("HEAD"),
-        &who,
-        &who,
-        "textkit: words helpers",
-        &tree,
-        &[],
-    )?;
+    let who = issueloop_workspace::Identity {
+        name: "textkit maintainers".into(),
+        email: "maintainers@textkit.invalid".into(),
+    };
+    issueloop_workspace::seed_bare_repository(path, PROJECT, &who, "textkit: words helpers")?;
     Ok(())
 }
 
@@ -259,8 +233,11 @@ mod tests {
             config.gates.repos.values().next().is_some(),
             "fallback gate without uv"
         );
-        let repo = git2::Repository::open(&sandbox.remote).unwrap();
-        assert!(repo.find_branch("main", git2::BranchType::Local).is_ok());
+        let main = issueloop_workspace::hermetic::git_command(&sandbox.remote)
+            .args(["rev-parse", "--verify", "refs/heads/main"])
+            .output()
+            .unwrap();
+        assert!(main.status.success(), "the remote has `main`");
         assert!(sandbox.forge.join("demo/textkit/issues/3.md").exists());
     }
 }

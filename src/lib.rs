@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod report;
 pub mod service;
+pub mod shutdown;
 pub mod state;
 
 pub use issueloop_config as config;

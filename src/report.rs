@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use issueloop_config::{Env, Usd};
+use issueloop_ledger::SkipReason as BudgetSkip;
+use issueloop_triage::SkipReason as SelectionSkip;
 use serde::{Deserialize, Serialize};
+
+use crate::pipeline::Reason;
 
 /// Everything one tick did, in the order it did it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -126,12 +130,12 @@ impl TickReport {
 
 /// Skip reasons that mean "the limits stopped work today": worth a warning in Actions. The
 /// others (`claimed`, `has_open_pr`, …) are routine and stay out of the annotations.
-const SKIPS_WORTH_A_WARNING: &[&str] = &[
-    "daily_cap_reached",
-    "daily_runs_reached",
-    "below_minimum_budget",
-    "untrusted_label",
-    "body_edited_after_label",
+const SKIPS_WORTH_A_WARNING: [Reason; 5] = [
+    Reason::Budget(BudgetSkip::DailyCapReached),
+    Reason::Budget(BudgetSkip::DailyRunsReached),
+    Reason::Budget(BudgetSkip::BelowMinimum),
+    Reason::Selection(SelectionSkip::UntrustedLabel),
+    Reason::Selection(SelectionSkip::BodyEditedAfterLabel),
 ];
 
 /// The job summary: a table of issues (status, reason, cost against budget, PR) and the day's
@@ -249,7 +253,13 @@ pub fn annotations(report: &TickReport) -> Vec<String> {
         let reason = run.reason.as_deref().unwrap_or("unknown");
         let level = match run.status {
             RunStatus::Failed => "error",
-            RunStatus::Skipped if SKIPS_WORTH_A_WARNING.contains(&reason) => "warning",
+            RunStatus::Skipped
+                if reason
+                    .parse::<Reason>()
+                    .is_ok_and(|r| SKIPS_WORTH_A_WARNING.contains(&r)) =>
+            {
+                "warning"
+            }
             RunStatus::Skipped | RunStatus::PrOpened => continue,
         };
         let verb = if run.status == RunStatus::Failed {

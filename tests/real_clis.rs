@@ -401,17 +401,10 @@ impl Scene {
 
     /// The text of `path` on the remote branch `branch`.
     fn file_on_branch(&self, branch: &str, path: &str) -> Option<String> {
-        let repo = git2::Repository::open_bare(&self.w.remote).unwrap();
-        let tree = repo
-            .revparse_single(&format!("refs/heads/{branch}"))
-            .ok()?
-            .peel_to_commit()
-            .ok()?
-            .tree()
-            .ok()?;
-        let entry = tree.get_path(Path::new(path)).ok()?;
-        let blob = repo.find_blob(entry.id()).ok()?;
-        Some(String::from_utf8_lossy(blob.content()).into_owned())
+        support::git::git_ok(
+            &self.w.remote,
+            &["show", &format!("refs/heads/{branch}:{path}")],
+        )
     }
 
     /// The cost the model server's usage comes to at the `priced_as` model's prices.

@@ -11,9 +11,9 @@ use std::time::Duration;
 use issueloop::metrics::{Metrics, MetricsServer, render_prometheus};
 use issueloop::report::{LedgerSummary, TickReport};
 use issueloop::service::{
-    Clock, Schedule, ServeOptions, ServeSummary, ShutdownPhase, TickEnd, TickInput, run_once,
-    serve, shutdown_signal,
+    Clock, Schedule, ServeOptions, ServeSummary, TickEnd, TickInput, run_once, serve,
 };
+use issueloop::shutdown::{ShutdownPhase, shutdown_signal};
 use issueloop_config::Usd;
 use jiff::Timestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

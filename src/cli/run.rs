@@ -108,8 +108,8 @@ pub fn run_config(
     runtime()?.block_on(async move {
         let options = ServeOptions::from_config(&config.service);
         let pipeline = Arc::new(open_pipeline(config, &env, dry_run).await?);
-        let shutdown =
-            service::shutdown_signal().map_err(|e| CliError::failed("signals", e.to_string()))?;
+        let shutdown = crate::shutdown::shutdown_signal()
+            .map_err(|e| CliError::failed("signals", e.to_string()))?;
         let p = pipeline.clone();
         let end = service::run_once(
             &options,
@@ -159,7 +159,7 @@ pub fn serve(args: ServeArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
             .map_err(|e| CliError::usage(e.to_string()))?;
         let mut options = ServeOptions::from_config(&config.service);
         let pipeline = Arc::new(open_pipeline(config, &env, false).await?);
-        let shutdown = service::shutdown_signal().map_err(|e| CliError::failed("signals", e.to_string()))?;
+        let shutdown = crate::shutdown::shutdown_signal().map_err(|e| CliError::failed("signals", e.to_string()))?;
         if let Some(addr) = args.metrics_addr {
             let metrics = Arc::new(crate::metrics::Metrics::default());
             let server = crate::metrics::MetricsServer::bind(addr)

@@ -8,6 +8,7 @@
 //! `max_concurrent_runs` at once → report.
 
 mod contain;
+pub mod decisions;
 mod heartbeat;
 mod outcome;
 mod run;
@@ -26,7 +27,7 @@ use issueloop_workspace::Workspace;
 use jiff::Timestamp;
 
 use crate::report::{LedgerSummary, RunStatus, RunSummary, TickReport};
-use crate::service::ShutdownSignal;
+use crate::shutdown::ShutdownSignal;
 
 pub use outcome::{
     Ending, INFRASTRUCTURE_REASONS, Reason, RunFailure, TickVerdict, agent_failure,
@@ -145,10 +146,7 @@ impl Pipeline {
         for facts in &mut selection_view {
             let dead = dead_runs.get(&(facts.issue.repo.full(), facts.issue.number));
             if let Some(claim) = &mut facts.claim
-                && claim
-                    .lease
-                    .as_ref()
-                    .is_some_and(|l| Some(&l.holder) == dead)
+                && decisions::held_by_dead_run(claim.lease.as_ref(), dead.map(String::as_str))
             {
                 claim.lease = None;
             }
@@ -162,11 +160,14 @@ impl Pipeline {
             &self.config.labels,
             started_at,
             |f| {
-                if dead_runs.contains_key(&(f.issue.repo.full(), f.issue.number)) {
-                    std::time::Duration::ZERO
-                } else {
-                    issueloop_triage::claim_stale_after(&self.config.budget, &self.config.labels, f)
-                }
+                decisions::claim_stale_after(
+                    dead_runs.contains_key(&(f.issue.repo.full(), f.issue.number)),
+                    issueloop_triage::claim_stale_after(
+                        &self.config.budget,
+                        &self.config.labels,
+                        f,
+                    ),
+                )
             },
             self.config.service.max_concurrent_runs as usize,
         );
@@ -196,7 +197,7 @@ impl Pipeline {
             if opts.shutdown.is_stopping() {
                 report.runs.push(skip_row(
                     facts,
-                    "shutting_down",
+                    Reason::ShuttingDown,
                     "the service is stopping",
                     None,
                 ));
@@ -393,7 +394,7 @@ impl Pipeline {
         tracing::info!(
             repo = %skipped.repo,
             issue = skipped.number,
-            reason = skipped.reason.id(),
+            reason = Reason::from(skipped.reason).as_str(),
             "skipped: {}",
             skipped.detail
         );
@@ -411,7 +412,7 @@ impl Pipeline {
                 let key = format!("{}#{} {marker}", skipped.repo, skipped.number);
                 let print = issueloop_triage::fingerprint(&body);
                 let mut posted = self.posted_comments();
-                if posted.get(&key) == Some(&print) {
+                if !decisions::comment_is_new(posted.get(&key).map(String::as_str), &print) {
                     tracing::debug!(
                         repo = %skipped.repo,
                         issue = skipped.number,
@@ -436,9 +437,12 @@ impl Pipeline {
         }
         self.release_leftover_claim(skipped, facts, dead_holder, opts, report)
             .await;
-        report
-            .runs
-            .push(skip_row(facts, skipped.reason.id(), &skipped.detail, None));
+        report.runs.push(skip_row(
+            facts,
+            skipped.reason.into(),
+            &skipped.detail,
+            None,
+        ));
     }
 
     /// A run that died after its outcome was decided (its PR opened, or `loop:failed` set)
@@ -454,12 +458,13 @@ impl Pipeline {
     ) {
         let stale_after =
             issueloop_triage::claim_stale_after(&self.config.budget, &self.config.labels, facts);
-        let Some(release) = leftover_claim(
+        let Some(leftover) = decisions::leftover_claim(
             skipped.reason,
             facts,
             stale_after,
             Timestamp::now(),
             dead_holder,
+            &self.config.labels.pr_opened,
         ) else {
             return;
         };
@@ -473,48 +478,20 @@ impl Pipeline {
         tracing::warn!(
             repo = %repo,
             issue = number,
-            reason = skipped.reason.id(),
+            reason = Reason::from(skipped.reason).as_str(),
             "releasing the stale claim of a run that died after deciding its outcome"
         );
-        let branch = facts.open_pr.as_ref().map_or_else(
-            || {
-                issueloop_workspace::branch_name(
-                    &self.config.git.branch_prefix,
-                    number,
-                    &issueloop_triage::redact(&facts.issue.title),
-                )
-            },
-            |pr| pr.branch.clone(),
+        let branch = issueloop_workspace::branch_name(
+            &self.config.git.branch_prefix,
+            number,
+            &issueloop_triage::redact(&facts.issue.title),
         );
         // Release reads the repository, issue, branch and takeover lock of a claim.
-        let claim = issueloop_forge::Claim {
-            repo: repo.clone(),
-            issue: number,
-            branch,
-            base_sha: String::new(),
-            at: facts.claim.as_ref().map_or(report.started_at, |c| c.at),
-            remote_head: None,
-            took_over: None,
-            lock_ref: None,
-            // The dead run's lease: the forge releases a claim only while that run still holds it.
-            lease: facts
-                .claim
-                .as_ref()
-                .and_then(|c| c.lease.clone())
-                .unwrap_or_else(|| issueloop_triage::LeaseFacts {
-                    holder: String::new(),
-                    expires: facts.claim.as_ref().map_or(report.started_at, |c| c.at),
-                    ttl: std::time::Duration::ZERO,
-                }),
-        };
-        let label_published = facts.open_pr.is_some()
-            && !facts
-                .issue
-                .labels
-                .iter()
-                .any(|l| l.eq_ignore_ascii_case(&self.config.labels.pr_opened));
+        let claim = decisions::leftover_claim_to_release(facts, branch, report.started_at);
         let result = async {
-            if label_published && let Some(pr) = &facts.open_pr {
+            if leftover.tell_published
+                && let Some(pr) = &facts.open_pr
+            {
                 // The dead run opened the PR but never told the issue: say it now, naming the
                 // run (its journal shows it `interrupted`).
                 let run_id = self
@@ -551,7 +528,7 @@ impl Pipeline {
                     )
                     .await?;
             }
-            self.forge.release(&claim, release).await
+            self.forge.release(&claim, leftover.release).await
         }
         .await;
         if let Err(e) = result {
@@ -600,14 +577,17 @@ impl Pipeline {
                             },
                             Event::RunFinished {
                                 status: JournalStatus::Skipped,
-                                reason: Some(reason.id().to_owned()),
+                                reason: Some(Reason::from(*reason).as_str().to_owned()),
                             },
                         ],
                     );
                 }
-                report
-                    .runs
-                    .push(skip_row(facts, reason.id(), "", Some(explanation.clone())));
+                report.runs.push(skip_row(
+                    facts,
+                    (*reason).into(),
+                    "",
+                    Some(explanation.clone()),
+                ));
                 return Ok(None);
             }
             BudgetDecision::Run {
@@ -628,7 +608,7 @@ impl Pipeline {
             ));
             let mut row = skip_row(
                 facts,
-                "dry_run",
+                Reason::DryRun,
                 "dry run: nothing was written",
                 Some(explanation),
             );
@@ -686,12 +666,12 @@ impl Pipeline {
                     now,
                     &[Event::RunFinished {
                         status: JournalStatus::Skipped,
-                        reason: Some(reason.id().to_owned()),
+                        reason: Some(Reason::from(reason).as_str().to_owned()),
                     }],
                 );
                 report.runs.push(skip_row(
                     facts,
-                    reason.id(),
+                    reason.into(),
                     "another run reserved what was left of today's budget first",
                     Some(explanation),
                 ));
@@ -711,39 +691,9 @@ impl Pipeline {
     }
 }
 
-/// How to release the claim on an issue the tick skipped, if it is one a dead run left: only a
-/// claim whose lease expired (or, without a lease record, a stale one), and only on an issue whose outcome is final (a later tick that runs the issue
-/// takes a stale claim over instead). A published issue keeps its PR's branch; a failed one
-/// loses its branch, as the failed run would have deleted it.
-fn leftover_claim(
-    reason: issueloop_triage::SkipReason,
-    facts: &CandidateFacts,
-    stale_after: std::time::Duration,
-    now: Timestamp,
-    dead_holder: Option<&str>,
-) -> Option<issueloop_forge::Release> {
-    use issueloop_forge::Release;
-    use issueloop_triage::SkipReason;
-    let claim = facts.claim.as_ref()?;
-    let holder_dead = claim
-        .lease
-        .as_ref()
-        .is_some_and(|l| Some(l.holder.as_str()) == dead_holder);
-    if !holder_dead
-        && issueloop_triage::claim_state(claim.at, claim.lease.as_ref(), now, stale_after).is_live()
-    {
-        return None;
-    }
-    match reason {
-        SkipReason::HasOpenPr | SkipReason::AlreadyPublished => Some(Release::KeepBranch),
-        SkipReason::AlreadyFailed => Some(Release::DeleteBranch),
-        _ => None,
-    }
-}
-
 fn skip_row(
     facts: &CandidateFacts,
-    reason: &str,
+    reason: Reason,
     detail: &str,
     explanation: Option<String>,
 ) -> RunSummary {
@@ -752,108 +702,11 @@ fn skip_row(
         issue: facts.issue.number,
         title: facts.issue.title.clone(),
         status: RunStatus::Skipped,
-        reason: Some(reason.to_owned()),
+        reason: Some(reason.as_str().to_owned()),
         detail: Some(detail.to_owned()).filter(|d| !d.is_empty()),
         budget_usd: Usd::ZERO,
         cost_usd: Usd::ZERO,
         pr: None,
         budget_explanation: explanation,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use issueloop_forge::Release;
-    use issueloop_triage::{ClaimFacts, Issue, SkipReason};
-    use std::time::Duration;
-
-    fn facts(claimed_at: Option<&str>) -> CandidateFacts {
-        CandidateFacts {
-            issue: Issue {
-                repo: "acme/app".parse().expect("repo name"),
-                number: 1,
-                title: "Add feature".into(),
-                body: String::new(),
-                labels: vec!["loop:approved".into(), "loop:in-progress".into()],
-                author: "bob".into(),
-                created_at: "2025-01-01T00:00:00Z".parse().expect("timestamp"),
-                updated_at: "2025-01-01T00:00:00Z".parse().expect("timestamp"),
-            },
-            label_events: Vec::new(),
-            body_edits: Vec::new(),
-            permissions: Default::default(),
-            open_pr: None,
-            claim: claimed_at.map(|at| ClaimFacts {
-                at: at.parse().expect("timestamp"),
-                by_us: false,
-                lease: None,
-            }),
-        }
-    }
-
-    #[test]
-    fn only_stale_claims_on_finished_issues_are_released() {
-        let now: Timestamp = "2025-01-01T12:00:00Z".parse().expect("timestamp");
-        let hour = Duration::from_secs(3600);
-        let stale = Some("2025-01-01T10:00:00Z");
-        let live = Some("2025-01-01T11:30:00Z");
-        let table = [
-            (SkipReason::HasOpenPr, stale, Some(Release::KeepBranch)),
-            (
-                SkipReason::AlreadyPublished,
-                stale,
-                Some(Release::KeepBranch),
-            ),
-            (
-                SkipReason::AlreadyFailed,
-                stale,
-                Some(Release::DeleteBranch),
-            ),
-            (SkipReason::HasOpenPr, live, None),
-            (SkipReason::AlreadyFailed, live, None),
-            (SkipReason::HasOpenPr, None, None),
-            // Issues that may run again: a run that takes them takes the stale claim over.
-            (SkipReason::Blocked, stale, None),
-            (SkipReason::NotApproved, stale, None),
-            (SkipReason::UntrustedLabel, stale, None),
-            (SkipReason::NoFreeSlot, stale, None),
-            (SkipReason::Claimed, stale, None),
-        ];
-        for (reason, claimed_at, expected) in table {
-            assert_eq!(
-                leftover_claim(reason, &facts(claimed_at), hour, now, None),
-                expected,
-                "{reason:?} claimed at {claimed_at:?}"
-            );
-        }
-        // A renewed lease keeps an old claim, on a published issue too: its run still lives.
-        let mut renewed = facts(stale);
-        if let Some(claim) = &mut renewed.claim {
-            claim.lease = Some(issueloop_triage::LeaseFacts {
-                holder: "live-run".into(),
-                expires: "2025-01-01T12:01:00Z".parse().expect("timestamp"),
-                ttl: Duration::from_secs(180),
-            });
-        }
-        assert_eq!(
-            leftover_claim(SkipReason::HasOpenPr, &renewed, hour, now, None),
-            None
-        );
-        // Unless its run is known dead on this host.
-        assert_eq!(
-            leftover_claim(SkipReason::HasOpenPr, &renewed, hour, now, Some("live-run")),
-            Some(Release::KeepBranch)
-        );
-        // Its lease expired: released.
-        if let Some(claim) = &mut renewed.claim
-            && let Some(lease) = &mut claim.lease
-        {
-            lease.expires = "2025-01-01T11:00:00Z".parse().expect("timestamp");
-        }
-        assert_eq!(
-            leftover_claim(SkipReason::HasOpenPr, &renewed, hour, now, None),
-            Some(Release::KeepBranch)
-        );
     }
 }

@@ -4,7 +4,9 @@
 //! Pure.
 
 use issueloop_config::Usd;
+use issueloop_ledger::SkipReason as BudgetSkip;
 use issueloop_runtime::{BackendOutcome, RuntimeError, Status};
+use issueloop_triage::SkipReason as SelectionSkip;
 
 use crate::report::{RunStatus, TickReport};
 
@@ -17,9 +19,15 @@ pub struct RunFailure {
     pub detail: String,
 }
 
+/// Every reason id a run, a skip or a tick row carries: the run's own endings, and the skip
+/// reasons decided by selection (`issueloop_triage`) and budgeting (`issueloop_ledger`), which
+/// keep their enums where they are decided. [`Reason::as_str`] and its inverse
+/// [`Reason::from_str`] are the one table of the stable strings; the report, the journal and the
+/// comments carry only what it writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
-    /// Another runner holds the issue; nothing was written.
+    /// Another runner holds the issue; nothing was written. (Selection's own `claimed` skip is
+    /// this reason too: see [`Reason::from`].)
     Claimed,
     /// The run could not keep its claim's lease (another run took the issue over, or renewals
     /// kept failing until it would lapse): it stops before publishing and leaves the issue to
@@ -43,10 +51,66 @@ pub enum Reason {
     /// could not be spawned, or what it needs to start (its brief file, its sandbox) could not
     /// be set up. Nothing ran, nothing was charged.
     AgentNotStarted,
+    /// A dry run: the issue would have run; nothing was written.
+    DryRun,
+    /// Selection skipped the issue (never [`SelectionSkip::Claimed`]: that is [`Reason::Claimed`]).
+    Selection(SelectionSkip),
+    /// Budgeting skipped the issue (the daily cap, the run count, the minimum budget).
+    Budget(BudgetSkip),
+}
+
+impl From<SelectionSkip> for Reason {
+    fn from(skip: SelectionSkip) -> Reason {
+        match skip {
+            SelectionSkip::Claimed => Reason::Claimed,
+            other => Reason::Selection(other),
+        }
+    }
+}
+
+impl From<BudgetSkip> for Reason {
+    fn from(skip: BudgetSkip) -> Reason {
+        Reason::Budget(skip)
+    }
 }
 
 impl Reason {
-    pub fn id(self) -> &'static str {
+    /// Every reason, each once (selection's `claimed` is [`Reason::Claimed`]).
+    pub const ALL: [Reason; 30] = [
+        Reason::Claimed,
+        Reason::LeaseLost,
+        Reason::ShuttingDown,
+        Reason::AgentFailed,
+        Reason::BudgetExhausted,
+        Reason::TimedOut,
+        Reason::GatesFailed,
+        Reason::GateRejected,
+        Reason::EvaluationFailed,
+        Reason::PolicyViolation,
+        Reason::NoChanges,
+        Reason::PushDiverged,
+        Reason::DraftRefused,
+        Reason::ForgeError,
+        Reason::WorkspaceError,
+        Reason::AgentNotStarted,
+        Reason::DryRun,
+        Reason::Selection(SelectionSkip::NotApproved),
+        Reason::Selection(SelectionSkip::Duplicate),
+        Reason::Selection(SelectionSkip::Blocked),
+        Reason::Selection(SelectionSkip::AlreadyFailed),
+        Reason::Selection(SelectionSkip::HasOpenPr),
+        Reason::Selection(SelectionSkip::AlreadyPublished),
+        Reason::Selection(SelectionSkip::UntrustedLabel),
+        Reason::Selection(SelectionSkip::BodyEditedAfterLabel),
+        Reason::Selection(SelectionSkip::NoFreeSlot),
+        Reason::Selection(SelectionSkip::UnusableText),
+        Reason::Budget(BudgetSkip::DailyCapReached),
+        Reason::Budget(BudgetSkip::DailyRunsReached),
+        Reason::Budget(BudgetSkip::BelowMinimum),
+    ];
+
+    /// The stable id (`gates_failed`, `daily_cap_reached`, …).
+    pub fn as_str(self) -> &'static str {
         match self {
             Reason::Claimed => "claimed",
             Reason::LeaseLost => "lease_lost",
@@ -64,6 +128,9 @@ impl Reason {
             Reason::ForgeError => "forge_error",
             Reason::WorkspaceError => "workspace_error",
             Reason::AgentNotStarted => "agent_not_started",
+            Reason::DryRun => "dry_run",
+            Reason::Selection(skip) => skip.id(),
+            Reason::Budget(skip) => skip.id(),
         }
     }
 
@@ -73,13 +140,41 @@ impl Reason {
     pub fn notifies_issue(self) -> bool {
         !matches!(
             self,
-            Reason::Claimed | Reason::ShuttingDown | Reason::LeaseLost
+            Reason::Claimed
+                | Reason::ShuttingDown
+                | Reason::LeaseLost
+                | Reason::DryRun
+                | Reason::Selection(_)
+                | Reason::Budget(_)
         )
     }
 
     /// Whether the report counts the run as skipped rather than failed.
     pub fn is_skip(self) -> bool {
         !self.notifies_issue()
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that is no reason id.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a reason id")]
+pub struct UnknownReason(pub String);
+
+impl std::str::FromStr for Reason {
+    type Err = UnknownReason;
+
+    /// The reason [`Reason::as_str`] writes as `id` (`claimed` is [`Reason::Claimed`]).
+    fn from_str(id: &str) -> Result<Reason, UnknownReason> {
+        Reason::ALL
+            .into_iter()
+            .find(|r| r.as_str() == id)
+            .ok_or_else(|| UnknownReason(id.to_owned()))
     }
 }
 
@@ -113,15 +208,18 @@ pub enum Ending {
     Infrastructure,
 }
 
-/// The reason ids that are infrastructure failures; every other id (the run reasons above and
+/// The reasons that are infrastructure failures; every other reason (the run reasons above and
 /// the skip reasons of selection and budgeting) ended as designed.
-pub const INFRASTRUCTURE_REASONS: [&str; 3] =
-    ["workspace_error", "forge_error", "agent_not_started"];
+pub const INFRASTRUCTURE_REASONS: [Reason; 3] = [
+    Reason::WorkspaceError,
+    Reason::ForgeError,
+    Reason::AgentNotStarted,
+];
 
-/// How a run that ended with `reason_id` counts (`None`: it opened its PR).
-pub fn ending(reason_id: Option<&str>) -> Ending {
-    match reason_id {
-        Some(id) if INFRASTRUCTURE_REASONS.contains(&id) => Ending::Infrastructure,
+/// How a run that ended with `reason` counts (`None`: it opened its PR).
+pub fn ending(reason: Option<Reason>) -> Ending {
+    match reason {
+        Some(r) if INFRASTRUCTURE_REASONS.contains(&r) => Ending::Infrastructure,
         _ => Ending::AsDesigned,
     }
 }
@@ -144,7 +242,12 @@ impl TickVerdict {
                 .runs
                 .iter()
                 .filter(|r| r.status != RunStatus::PrOpened)
-                .filter(|r| ending(r.reason.as_deref()) == Ending::Infrastructure)
+                // A row's reason is written from the table; a string it does not hold (none
+                // is ever written) counts as designed.
+                .filter(|r| {
+                    ending(r.reason.as_deref().and_then(|id| id.parse().ok()))
+                        == Ending::Infrastructure
+                })
                 .map(|r| {
                     format!(
                         "{}#{}: {}",
@@ -249,7 +352,7 @@ mod tests {
     #[test]
     fn only_foreign_endings_stay_silent() {
         for r in [Reason::Claimed, Reason::ShuttingDown, Reason::LeaseLost] {
-            assert!(!r.notifies_issue() && r.is_skip(), "{}", r.id());
+            assert!(!r.notifies_issue() && r.is_skip(), "{}", r.as_str());
         }
         for r in [
             Reason::AgentFailed,
@@ -265,7 +368,7 @@ mod tests {
             Reason::WorkspaceError,
             Reason::AgentNotStarted,
         ] {
-            assert!(r.notifies_issue() && !r.is_skip(), "{}", r.id());
+            assert!(r.notifies_issue() && !r.is_skip(), "{}", r.as_str());
         }
     }
 
@@ -274,36 +377,53 @@ mod tests {
         use Ending::{AsDesigned, Infrastructure};
         let table = [
             (None, AsDesigned),
-            (Some(Reason::Claimed.id()), AsDesigned),
-            (Some(Reason::LeaseLost.id()), AsDesigned),
-            (Some(Reason::ShuttingDown.id()), AsDesigned),
-            (Some(Reason::AgentFailed.id()), AsDesigned),
-            (Some(Reason::BudgetExhausted.id()), AsDesigned),
-            (Some(Reason::TimedOut.id()), AsDesigned),
-            (Some(Reason::GatesFailed.id()), AsDesigned),
-            (Some(Reason::GateRejected.id()), AsDesigned),
-            (Some(Reason::EvaluationFailed.id()), AsDesigned),
-            (Some(Reason::PolicyViolation.id()), AsDesigned),
-            (Some(Reason::NoChanges.id()), AsDesigned),
-            (Some(Reason::PushDiverged.id()), AsDesigned),
-            (Some(Reason::DraftRefused.id()), AsDesigned),
-            (Some(Reason::ForgeError.id()), Infrastructure),
-            (Some(Reason::WorkspaceError.id()), Infrastructure),
-            (Some(Reason::AgentNotStarted.id()), Infrastructure),
+            (Some(Reason::Claimed), AsDesigned),
+            (Some(Reason::LeaseLost), AsDesigned),
+            (Some(Reason::ShuttingDown), AsDesigned),
+            (Some(Reason::AgentFailed), AsDesigned),
+            (Some(Reason::BudgetExhausted), AsDesigned),
+            (Some(Reason::TimedOut), AsDesigned),
+            (Some(Reason::GatesFailed), AsDesigned),
+            (Some(Reason::GateRejected), AsDesigned),
+            (Some(Reason::EvaluationFailed), AsDesigned),
+            (Some(Reason::PolicyViolation), AsDesigned),
+            (Some(Reason::NoChanges), AsDesigned),
+            (Some(Reason::PushDiverged), AsDesigned),
+            (Some(Reason::DraftRefused), AsDesigned),
+            (Some(Reason::ForgeError), Infrastructure),
+            (Some(Reason::WorkspaceError), Infrastructure),
+            (Some(Reason::AgentNotStarted), Infrastructure),
             // Skip reasons of selection and budgeting.
-            (Some("daily_cap_reached"), AsDesigned),
-            (Some("daily_runs_reached"), AsDesigned),
-            (Some("below_minimum_budget"), AsDesigned),
-            (Some("untrusted_label"), AsDesigned),
-            (Some("has_open_pr"), AsDesigned),
-            (Some("dry_run"), AsDesigned),
+            (
+                Some(Reason::Budget(BudgetSkip::DailyCapReached)),
+                AsDesigned,
+            ),
+            (
+                Some(Reason::Budget(BudgetSkip::DailyRunsReached)),
+                AsDesigned,
+            ),
+            (Some(Reason::Budget(BudgetSkip::BelowMinimum)), AsDesigned),
+            (
+                Some(Reason::Selection(SelectionSkip::UntrustedLabel)),
+                AsDesigned,
+            ),
+            (
+                Some(Reason::Selection(SelectionSkip::HasOpenPr)),
+                AsDesigned,
+            ),
+            (Some(Reason::DryRun), AsDesigned),
         ];
         for (id, expected) in table {
             assert_eq!(ending(id), expected, "{id:?}");
         }
-        for id in INFRASTRUCTURE_REASONS {
-            assert_eq!(ending(Some(id)), Infrastructure, "{id}");
+        for reason in INFRASTRUCTURE_REASONS {
+            assert_eq!(ending(Some(reason)), Infrastructure, "{reason}");
         }
+        let infrastructure = Reason::ALL
+            .into_iter()
+            .filter(|r| ending(Some(*r)) == Infrastructure)
+            .count();
+        assert_eq!(infrastructure, INFRASTRUCTURE_REASONS.len());
     }
 
     /// A run of a test report: issue, status, reason.
@@ -521,31 +641,88 @@ mod tests {
         }
     }
 
+    /// The ids are a compatibility surface (comments, the journal, `--json`, operators'
+    /// scripts): each is pinned here, and each reads back as its reason.
     #[test]
-    fn ids_are_snake_case_and_distinct() {
-        let all = [
-            Reason::Claimed,
-            Reason::LeaseLost,
-            Reason::ShuttingDown,
-            Reason::AgentFailed,
-            Reason::BudgetExhausted,
-            Reason::TimedOut,
-            Reason::GatesFailed,
-            Reason::GateRejected,
-            Reason::EvaluationFailed,
-            Reason::PolicyViolation,
-            Reason::NoChanges,
-            Reason::PushDiverged,
-            Reason::DraftRefused,
-            Reason::ForgeError,
-            Reason::WorkspaceError,
-            Reason::AgentNotStarted,
+    fn every_reason_id_is_pinned_and_round_trips() {
+        let pinned = [
+            (Reason::Claimed, "claimed"),
+            (Reason::LeaseLost, "lease_lost"),
+            (Reason::ShuttingDown, "shutting_down"),
+            (Reason::AgentFailed, "agent_failed"),
+            (Reason::BudgetExhausted, "budget_exhausted"),
+            (Reason::TimedOut, "timed_out"),
+            (Reason::GatesFailed, "gates_failed"),
+            (Reason::GateRejected, "gate_rejected"),
+            (Reason::EvaluationFailed, "evaluation_failed"),
+            (Reason::PolicyViolation, "policy_violation"),
+            (Reason::NoChanges, "no_changes"),
+            (Reason::PushDiverged, "push_diverged"),
+            (Reason::DraftRefused, "draft_refused"),
+            (Reason::ForgeError, "forge_error"),
+            (Reason::WorkspaceError, "workspace_error"),
+            (Reason::AgentNotStarted, "agent_not_started"),
+            (Reason::DryRun, "dry_run"),
+            (
+                Reason::Selection(SelectionSkip::NotApproved),
+                "not_approved",
+            ),
+            (Reason::Selection(SelectionSkip::Duplicate), "duplicate"),
+            (Reason::Selection(SelectionSkip::Blocked), "blocked"),
+            (
+                Reason::Selection(SelectionSkip::AlreadyFailed),
+                "already_failed",
+            ),
+            (Reason::Selection(SelectionSkip::HasOpenPr), "has_open_pr"),
+            (
+                Reason::Selection(SelectionSkip::AlreadyPublished),
+                "already_published",
+            ),
+            (
+                Reason::Selection(SelectionSkip::UntrustedLabel),
+                "untrusted_label",
+            ),
+            (
+                Reason::Selection(SelectionSkip::BodyEditedAfterLabel),
+                "body_edited_after_label",
+            ),
+            (Reason::Selection(SelectionSkip::NoFreeSlot), "no_free_slot"),
+            (
+                Reason::Selection(SelectionSkip::UnusableText),
+                "unusable_text",
+            ),
+            (
+                Reason::Budget(BudgetSkip::DailyCapReached),
+                "daily_cap_reached",
+            ),
+            (
+                Reason::Budget(BudgetSkip::DailyRunsReached),
+                "daily_runs_reached",
+            ),
+            (
+                Reason::Budget(BudgetSkip::BelowMinimum),
+                "below_minimum_budget",
+            ),
         ];
-        let ids: std::collections::BTreeSet<&str> = all.iter().map(|r| r.id()).collect();
-        assert_eq!(ids.len(), all.len());
-        assert!(
-            ids.iter()
-                .all(|i| i.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        assert_eq!(pinned.len(), Reason::ALL.len(), "every reason is pinned");
+        for (reason, id) in pinned {
+            assert!(Reason::ALL.contains(&reason), "{reason:?} is in ALL");
+            assert_eq!(reason.as_str(), id);
+            assert_eq!(reason.to_string(), id);
+            assert_eq!(id.parse::<Reason>(), Ok(reason), "{id}");
+        }
+        let ids: std::collections::BTreeSet<&str> =
+            Reason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(ids.len(), Reason::ALL.len(), "ids are distinct");
+        // Selection's `claimed` is the run's `claimed`: one id, one reason.
+        assert_eq!(Reason::from(SelectionSkip::Claimed), Reason::Claimed);
+        assert_eq!(
+            Reason::from(SelectionSkip::Claimed).as_str(),
+            SelectionSkip::Claimed.id()
+        );
+        assert_eq!(
+            "not_a_reason".parse::<Reason>(),
+            Err(UnknownReason("not_a_reason".into()))
         );
     }
 }

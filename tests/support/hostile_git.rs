@@ -94,40 +94,20 @@ pub fn canonical(p: &Path) -> PathBuf {
 
 /// Add a commit holding `file` to `branch` of the bare repository at `repo`.
 pub fn commit_to_bare(repo: &Path, branch: &str, file: &str, text: &str) -> String {
-    let repo = git2::Repository::open_bare(repo).unwrap();
-    let refname = format!("refs/heads/{branch}");
-    let parent = repo
-        .find_reference(&refname)
-        .unwrap()
-        .peel_to_commit()
-        .unwrap();
-    let mut builder = repo.treebuilder(Some(&parent.tree().unwrap())).unwrap();
-    let blob = repo.blob(text.as_bytes()).unwrap();
-    builder.insert(file, blob, 0o100644).unwrap();
-    let tree = repo.find_tree(builder.write().unwrap()).unwrap();
-    let sig = git2::Signature::now("acme", "acme@example.invalid").unwrap();
-    repo.commit(Some(&refname), &sig, &sig, file, &tree, &[&parent])
-        .unwrap()
-        .to_string()
+    super::git::commit_file_to_bare(
+        repo,
+        branch,
+        file,
+        text,
+        file,
+        ("acme", "acme@example.invalid"),
+    )
 }
 
 /// Branches (other than `main`) and the number of objects of a bare repository.
 pub fn branches_and_objects(repo: &Path) -> (Vec<String>, usize) {
-    let repo = git2::Repository::open_bare(repo).unwrap();
-    let mut names: Vec<String> = repo
-        .branches(Some(git2::BranchType::Local))
-        .unwrap()
-        .map(|b| b.unwrap().0.name().unwrap().unwrap().to_owned())
-        .filter(|n| n != "main")
-        .collect();
-    names.sort();
-    let mut objects = 0;
-    repo.odb()
-        .unwrap()
-        .foreach(|_| {
-            objects += 1;
-            true
-        })
-        .unwrap();
-    (names, objects)
+    (
+        super::git::branches_except_main(repo),
+        super::git::all_objects(repo).len(),
+    )
 }

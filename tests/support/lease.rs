@@ -36,38 +36,17 @@ pub fn raise_write_limit(world: &World) {
 /// Adds `tests/test_slow.py`, which sleeps `secs` seconds, to `main` of the remote: every gate
 /// run (the unittest discovery) takes that long.
 pub fn add_slow_test(remote: &Path, secs: u32) {
-    let repo = git2::Repository::open_bare(remote).unwrap();
-    let head = repo
-        .find_reference("refs/heads/main")
-        .unwrap()
-        .peel_to_commit()
-        .unwrap();
-    let tree = head.tree().unwrap();
-    let tests = repo
-        .find_tree(tree.get_path(Path::new("tests")).unwrap().id())
-        .unwrap();
     let text = format!(
         "import time\nimport unittest\n\n\nclass SlowTest(unittest.TestCase):\n    def test_slow(self):\n        time.sleep({secs})\n"
     );
-    let blob = repo.blob(text.as_bytes()).unwrap();
-    let mut tests_builder = repo.treebuilder(Some(&tests)).unwrap();
-    tests_builder
-        .insert("test_slow.py", blob, 0o100644)
-        .unwrap();
-    let tests_id = tests_builder.write().unwrap();
-    let mut root = repo.treebuilder(Some(&tree)).unwrap();
-    root.insert("tests", tests_id, 0o040000).unwrap();
-    let root = repo.find_tree(root.write().unwrap()).unwrap();
-    let sig = git2::Signature::now("maintainer", "maintainer@example.com").unwrap();
-    repo.commit(
-        Some("refs/heads/main"),
-        &sig,
-        &sig,
+    super::git::commit_file_to_bare(
+        remote,
+        "main",
+        "tests/test_slow.py",
+        &text,
         "A slow test",
-        &root,
-        &[&head],
-    )
-    .unwrap();
+        ("maintainer", "maintainer@example.com"),
+    );
 }
 
 /// A second runner's configuration next to the first's: the same forge and repositories, its
@@ -192,19 +171,11 @@ pub fn sorted(mut labels: Vec<String>) -> Vec<String> {
 /// Every commit object in the world's remote, reachable or not, except the GitHub forge's lease
 /// commits (written through the API, never pushed): what runs pushed, plus `main`.
 pub fn pushed_commit_objects(world: &World) -> usize {
-    let repo = git2::Repository::open_bare(&world.remote).unwrap();
-    let odb = repo.odb().unwrap();
-    let mut ids = Vec::new();
-    odb.foreach(|id| {
-        ids.push(*id);
-        true
-    })
-    .unwrap();
-    ids.iter()
-        .filter_map(|id| repo.find_commit(*id).ok())
-        .filter(|c| {
-            !c.message()
-                .unwrap_or_default()
+    super::git::all_objects(&world.remote)
+        .iter()
+        .filter(|(_, kind)| kind == "commit")
+        .filter(|(id, _)| {
+            !super::git::git(&world.remote, &["log", "-1", "--format=%B", id])
                 .starts_with("issueloop lease on issue #")
         })
         .count()

@@ -14,6 +14,7 @@
 )]
 
 pub mod checkout;
+pub mod git;
 pub mod github;
 pub mod hostile;
 pub mod postgres;
@@ -231,76 +232,53 @@ extra_writable = ["observe"]
 
     /// Branches of the remote other than `main`.
     pub fn remote_branches(&self) -> Vec<String> {
-        let repo = git2::Repository::open_bare(&self.remote).unwrap();
-        let mut names: Vec<String> = repo
-            .branches(Some(git2::BranchType::Local))
-            .unwrap()
-            .map(|b| b.unwrap().0.name().unwrap().unwrap().to_owned())
-            .filter(|n| n != "main")
-            .collect();
-        names.sort();
-        names
+        git::branches_except_main(&self.remote)
     }
 
     /// Commits on a remote branch that are not on `main`.
     pub fn commits_ahead(&self, branch: &str) -> usize {
-        let repo = git2::Repository::open_bare(&self.remote).unwrap();
-        let tip = repo
-            .revparse_single(&format!("refs/heads/{branch}"))
-            .unwrap()
-            .id();
-        let main = repo.revparse_single("refs/heads/main").unwrap().id();
-        repo.graph_ahead_behind(tip, main).unwrap().0
+        git::git(
+            &self.remote,
+            &[
+                "rev-list",
+                "--count",
+                &format!("refs/heads/main..refs/heads/{branch}"),
+            ],
+        )
+        .parse()
+        .unwrap()
     }
 
     /// Refs of the remote under `prefix` (`refs/issueloop/`).
     pub fn remote_refs(&self, prefix: &str) -> Vec<String> {
-        let repo = git2::Repository::open_bare(&self.remote).unwrap();
-        let mut names: Vec<String> = repo
-            .references()
-            .unwrap()
-            .map(|r| r.unwrap().name().unwrap().to_owned())
-            .filter(|n| n.starts_with(prefix))
-            .collect();
+        let mut names: Vec<String> =
+            git::git(&self.remote, &["for-each-ref", "--format=%(refname)"])
+                .lines()
+                .filter(|n| n.starts_with(prefix))
+                .map(str::to_owned)
+                .collect();
         names.sort();
         names
     }
 
     /// Creates `branch` in the remote at the tip of `at`.
     pub fn create_remote_branch(&self, branch: &str, at: &str) {
-        let repo = git2::Repository::open_bare(&self.remote).unwrap();
-        let commit = repo
-            .revparse_single(&format!("refs/heads/{at}"))
-            .unwrap()
-            .peel_to_commit()
-            .unwrap();
-        repo.branch(branch, &commit, false).unwrap();
+        git::git(
+            &self.remote,
+            &["branch", branch, &format!("refs/heads/{at}")],
+        );
     }
 
     pub fn delete_remote_branch(&self, branch: &str) {
-        let repo = git2::Repository::open_bare(&self.remote).unwrap();
-        repo.find_branch(branch, git2::BranchType::Local)
-            .unwrap()
-            .delete()
-            .unwrap();
+        git::git(&self.remote, &["branch", "-D", branch]);
     }
 
     /// Every commit object in the remote, reachable or not: a push that was later undone (its
     /// branch deleted) still leaves its commits here.
     pub fn remote_commit_objects(&self) -> usize {
-        let repo = git2::Repository::open_bare(&self.remote).unwrap();
-        let odb = repo.odb().unwrap();
-        let mut ids = Vec::new();
-        odb.foreach(|id| {
-            ids.push(*id);
-            true
-        })
-        .unwrap();
-        ids.iter()
-            .filter(|id| {
-                odb.read_header(**id)
-                    .is_ok_and(|(_, kind)| kind == git2::ObjectType::Commit)
-            })
+        git::all_objects(&self.remote)
+            .iter()
+            .filter(|(_, kind)| kind == "commit")
             .count()
     }
 
@@ -452,29 +430,11 @@ fn walk_dirs(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
 
 /// A bare repository holding the project, one commit on `main`.
 pub fn seed_remote(path: &Path) {
-    let work = path.with_extension("seed");
-    let mut opts = git2::RepositoryInitOptions::new();
-    opts.initial_head("main");
-    let repo = git2::Repository::init_opts(&work, &opts).unwrap();
-    for (name, text) in PROJECT {
-        let p = work.join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    let mut index = repo.index().unwrap();
-    for (name, _) in PROJECT {
-        index.add_path(Path::new(name)).unwrap();
-    }
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = git2::Signature::now("acme", "acme@example.invalid").unwrap();
-    repo.commit(Some("HEAD"), &sig, &sig, "app", &tree, &[])
-        .unwrap();
-    git2::build::RepoBuilder::new()
-        .bare(true)
-        .clone(work.to_str().unwrap(), path)
-        .unwrap();
-    std::fs::remove_dir_all(&work).unwrap();
+    let author = issueloop::workspace::Identity {
+        name: "acme".into(),
+        email: "acme@example.invalid".into(),
+    };
+    issueloop::workspace::seed_bare_repository(path, PROJECT, &author, "app").unwrap();
 }
 
 /// The runs of a JSON report, by issue number.

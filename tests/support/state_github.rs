@@ -79,16 +79,14 @@ pub fn run_once_in(g: &GithubWorld, folder: &Path) -> (Option<i32>, serde_json::
 /// repository, replayed.
 pub fn replayed_today(remote: &Path) -> DayLedger {
     let day = issueloop::ledger::utc_day(jiff::Timestamp::now());
-    let repo = git2::Repository::open_bare(remote).unwrap();
-    let tree = repo
-        .revparse_single("refs/heads/issueloop/state")
-        .expect("the state branch exists")
-        .peel_to_tree()
-        .unwrap();
-    let entry = tree
-        .get_path(Path::new(&format!("ledger/{day}.jsonl")))
-        .unwrap();
-    let text = String::from_utf8(repo.find_blob(entry.id()).unwrap().content().to_vec()).unwrap();
+    let text = super::git::git_ok(
+        remote,
+        &[
+            "show",
+            &format!("refs/heads/issueloop/state:ledger/{day}.jsonl"),
+        ],
+    )
+    .expect("the state branch holds today's ledger");
     replay_day(day, &parse_day(&text).unwrap())
 }
 

@@ -1454,15 +1454,7 @@ commands = [["python3", "-m", "unittest", "discover", "-s", "tests", "-t", "."]]
 
     /// Branches of the remote other than `main`.
     pub fn remote_branches(&self) -> Vec<String> {
-        let repo = git2::Repository::open_bare(&self.remote).unwrap();
-        let mut names: Vec<String> = repo
-            .branches(Some(git2::BranchType::Local))
-            .unwrap()
-            .map(|b| b.unwrap().0.name().unwrap().unwrap().to_owned())
-            .filter(|n| n != "main")
-            .collect();
-        names.sort();
-        names
+        super::git::branches_except_main(&self.remote)
     }
 }
 

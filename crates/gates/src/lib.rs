@@ -25,6 +25,7 @@ mod prepare_properties;
 mod run;
 mod select;
 mod uv_options;
+mod verdict;
 
 pub use allow::{GateCheck, RejectReason, check};
 pub use error::GateError;
@@ -33,3 +34,4 @@ pub use plan::{PlannedGate, PlannedStep, Rejection, plan};
 pub use prepare::{PreparedArgv, prepare, shell_join};
 pub use run::{GateReport, GateResult, GateStatus, LeftoverCheck, RunOptions, run_gates};
 pub use select::{Gate, GateOrigin, GateSpec, UTF8_CHECK_PROGRAM, select};
+pub use verdict::{FailureKind, GateFailure, GateVerdict};

@@ -60,7 +60,7 @@ impl CostSource {
     }
 
     /// The less certain of two sources (for a total made of parts).
-    pub(crate) fn weakest(self, other: CostSource) -> CostSource {
+    pub fn weakest(self, other: CostSource) -> CostSource {
         self.max(other)
     }
 }

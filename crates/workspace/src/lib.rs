@@ -13,12 +13,14 @@ mod contain;
 mod error;
 mod facts;
 pub mod hermetic;
+mod history;
 mod lock;
 mod names;
 mod owner;
 mod push;
 mod refcas;
 mod remote;
+mod seed;
 mod stale;
 mod workspace;
 mod worktree;
@@ -28,10 +30,12 @@ pub use error::WorkspaceError;
 pub use facts::{
     IGNORED_SCAN_LIMIT, SCAN_LIMIT_BYTES, change_facts_at, origin_repo_name, repo_name_from_url,
 };
+pub use history::FileDiffStat;
 pub use names::{branch_name, commit_message, protected_reason, slug};
 pub use push::PushOutcome;
 pub use refcas::{CasOutcome, fetch_branch, push_branch_cas};
 pub use remote::{Credentials, RemoteSpec};
+pub use seed::seed_bare_repository;
 pub use stale::StaleReport;
 pub use workspace::{BaseRef, CheckpointHook, Identity, Workspace};
 pub use worktree::Worktree;
