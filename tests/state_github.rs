@@ -2,14 +2,16 @@
 //! processes, each in a folder of its own (its own cache and local state file, as two Actions
 //! jobs with no cache would be), against one fake GitHub whose repository is a real bare git
 //! repository. The ledger lives on its `issueloop/state` branch, and replaying that branch is
-//! all the second runner knows of the first one's spend.
+//! all a runner knows of the other one's spend: one after the other (exactly two runs), and
+//! both at once (never over the cap).
 
 mod support;
 
 use issueloop::ledger::Usd;
 use support::github::GithubWorld;
 use support::state_github::{
-    replayed_today, run_once_in, runner_folder, settled, spent, use_github_state,
+    finish, replayed_today, run_once_in, runner_folder, settled, spawn_run_once_in, spent,
+    use_github_state,
 };
 use support::{Knobs, MAINTAINER, run_of};
 
@@ -86,5 +88,75 @@ fn two_runners_on_two_folders_share_one_daily_cap() {
             folder.display()
         );
     }
+    g.fake.assert_no_unexpected();
+}
+
+#[test]
+fn two_runners_started_at_once_never_pass_the_daily_cap() {
+    let g = GithubWorld::new(Knobs {
+        daily_cap: 1.0,
+        run_cost: 0.5,
+        max_concurrent_runs: 4,
+        ..Knobs::default()
+    });
+    use_github_state(&g);
+    let issues: Vec<u64> = (1..=4)
+        .map(|i| {
+            g.approved_issue(
+                &format!("Feature {i}"),
+                "scenario: good\ncost: 0.50\n",
+                MAINTAINER,
+            )
+        })
+        .collect();
+    let a = runner_folder(&g, "runner-a");
+    let b = runner_folder(&g, "runner-b");
+
+    // Both spawned before either is waited for: their reservations race on the branch.
+    let (child_a, child_b) = (spawn_run_once_in(&g, &a), spawn_run_once_in(&g, &b));
+    let (code_a, report_a, out_a) = finish(child_a);
+    let (code_b, report_b, out_b) = finish(child_b);
+    assert_eq!((code_a, code_b), (Some(0), Some(0)), "{out_a}\n{out_b}");
+
+    // Both reserve in the same order, so both may hold $0.50 for the same first issue: then
+    // one of them loses the claim and gives its reservation back, and one run happens instead
+    // of two. Never more than the cap allows, never an issue run twice.
+    let calls = g.world.agent_calls().len();
+    assert!((1..=2).contains(&calls), "{calls} runs:\n{out_a}\n{out_b}");
+    let mut opened = 0;
+    for &n in &issues {
+        let runs = [&report_a, &report_b].map(|r| run_of(r, n).clone());
+        let ran = runs.iter().filter(|r| r["status"] == "pr_opened").count();
+        assert!(ran <= 1, "#{n} ran twice: {runs:#?}");
+        opened += ran;
+        for run in runs.iter().filter(|r| r["status"] != "pr_opened") {
+            assert_eq!(run["status"], "skipped", "{run:#}");
+            let reason = run["reason"].as_str().unwrap_or_default();
+            assert!(
+                [
+                    "daily_cap_reached",
+                    "claimed",
+                    "has_open_pr",
+                    "already_published"
+                ]
+                .contains(&reason),
+                "{run:#}"
+            );
+        }
+    }
+    assert_eq!(opened, calls, "{report_a:#}\n{report_b:#}");
+    assert_eq!(g.fake.pulls(support::REPO).len(), calls);
+
+    // The replayed branch: each run charged its $0.50, nothing left reserved, never over $1.00.
+    let ledger = replayed_today(&g.world.remote);
+    let day = ledger.sorted()[0].day;
+    assert_eq!(
+        spent(&ledger),
+        Usd::from_dollars(0.5 * calls as f64),
+        "{ledger:#?}"
+    );
+    assert!(spent(&ledger) <= Usd::from_dollars(1.0));
+    assert_eq!(ledger.usage(day).reserved, Usd::ZERO, "{ledger:#?}");
+    assert_eq!(settled(&ledger).len(), calls, "{ledger:#?}");
     g.fake.assert_no_unexpected();
 }

@@ -54,12 +54,10 @@ fn a_scheduled_tick_opens_one_draft_pr_reports_it_and_keeps_the_ledger() {
             ("Restore the issueloop binary", Succeeded),
             ("Build issueloop", Skipped),
             ("Put issueloop on PATH", Succeeded),
-            ("Restore the state database", Succeeded),
             ("Run astral-sh/setup-uv", Succeeded),
             ("Install Claude Code", Succeeded),
             ("GitHub App token", Skipped),
             ("Tick", Succeeded),
-            ("Save the state database", Succeeded),
         ],
     );
     assert!(job.succeeded(), "{}", job.log());
@@ -73,9 +71,13 @@ fn a_scheduled_tick_opens_one_draft_pr_reports_it_and_keeps_the_ledger() {
     assert_eq!(pr.head, format!("loop/{good}-add-feature"));
     assert_eq!(pr.base, "main");
     assert!(pr.body.contains(&format!("Closes #{good}")), "{}", pr.body);
+    // The PR's branch, and the ledger's: the state lives on GitHub, not on the runner.
     assert_eq!(
         w.remote_branches(),
-        vec![format!("loop/{good}-add-feature")]
+        vec![
+            "issueloop/state".to_owned(),
+            format!("loop/{good}-add-feature")
+        ]
     );
     let labels = w.fake.issue(REPO, denied).unwrap().labels;
     assert!(labels.contains(&"loop:failed".to_owned()), "{labels:?}");
@@ -146,24 +148,22 @@ fn a_scheduled_tick_opens_one_draft_pr_reports_it_and_keeps_the_ledger() {
         job.log()
     );
 
-    // The state database went into the cache under this run's key.
-    let key = format!("issueloop-state-{}-1", job.run_id);
+    // Nothing of the state went into the Actions cache: only the binary is there.
     assert_eq!(
-        w.runner.cache_keys().last(),
-        Some(&key),
+        w.runner.cache_keys().len(),
+        1,
         "{:?}",
         w.runner.cache_keys()
     );
     assert!(
-        w.runner
-            .cache_files(&key)
-            .contains(&"0/state.sqlite".to_owned()),
+        w.runner.cache_keys()[0].starts_with("issueloop-bin-"),
         "{:?}",
-        w.runner.cache_files(&key)
+        w.runner.cache_keys()
     );
 
-    // The next scheduled tick, on a fresh runner, restores that state: the day's spend is
-    // still known, the PR is not opened again, and nothing is charged twice.
+    // The next scheduled tick, on a fresh runner with nothing restored, replays the ledger from
+    // the state branch: the day's spend is still known, the PR is not opened again, and nothing
+    // is charged twice.
     let again = w.tick(&Event::schedule());
     assert!(again.succeeded(), "{}", again.log());
     assert_eq!(again.step("Tick").exit_code, Some(0));
@@ -179,6 +179,32 @@ fn a_scheduled_tick_opens_one_draft_pr_reports_it_and_keeps_the_ledger() {
         !again.home.join(".claude/claude-standin.log").exists(),
         "no agent ran again"
     );
+    assert_eq!(
+        w.runner.cache_keys().len(),
+        1,
+        "{:?}",
+        w.runner.cache_keys()
+    );
+
+    // Any machine with the token reads the same day from the branch: a folder with nothing but
+    // the repository's configuration (no state file, no cache) shows the day's spend.
+    let ledger = w.ledger_show_elsewhere("operator");
+    assert_eq!(
+        (
+            &ledger["spent_usd"],
+            &ledger["reserved_usd"],
+            &ledger["runs_today"]
+        ),
+        (&0.65.into(), &0.0.into(), &2.into()),
+        "{ledger:#}"
+    );
+    let states: Vec<&str> = ledger["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["settled", "settled"], "{ledger:#}");
 }
 
 #[test]
@@ -201,18 +227,15 @@ fn manual_runs_refuse_a_bad_issue_number_write_nothing_on_a_dry_run_and_take_one
         job.annotations(),
         vec!["::error::issue must be a number, got 'abc'".to_owned()]
     );
-    // The state is saved whatever happened (`always()`); here there is none to save.
-    assert_eq!(job.step("Save the state database").status, Succeeded);
     assert!(w.writes().is_empty(), "{:#?}", w.writes());
     assert!(w.fake.pulls(REPO).is_empty());
 
-    // A dry run reads everything and writes nothing: no request that writes, no branch, no
-    // state saved (the save step is skipped).
+    // A dry run reads everything and writes nothing: no request that writes, no branch (not
+    // even the state branch), nothing cached.
     let keys_before = w.runner.cache_keys().to_vec();
     let job = w.tick(&Event::dispatch(&[("dry_run", "true")]));
     assert!(job.succeeded(), "{}", job.log());
     assert_eq!(job.step("Tick").exit_code, Some(0), "{}", job.log());
-    assert_eq!(job.step("Save the state database").status, Skipped);
     assert!(w.writes().is_empty(), "{:#?}", w.writes());
     assert!(w.remote_branches().is_empty(), "{:?}", w.remote_branches());
     assert!(w.fake.pulls(REPO).is_empty());

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use issueloop_config::{Config, Env, StateBackend, database_url};
-use issueloop_ledger::{Access, DayUsage, LedgerEntry, LedgerError, Usd, open_state, utc_day};
+use issueloop_ledger::{Access, DayUsage, LedgerEntry, LedgerError, Usd, utc_day};
 use jiff::Timestamp;
 use jiff::civil::Date;
 
@@ -44,7 +44,9 @@ fn show(args: ShowArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
     let location = state_location(&config, &ctx.env);
     // Reading never creates the state database: a missing one is a day with nothing in it.
     let (usage, entries) =
-        match open_state(&config.state, &ctx.env, Access::ReadOnly).map_err(state_error)? {
+        match crate::state::open_store_blocking(&config, &ctx.env, Access::ReadOnly)
+            .map_err(state_error)?
+        {
             Some(ledger) => (
                 ledger.day_usage(day).map_err(state_error)?,
                 ledger.entries(day).map_err(state_error)?,

@@ -12,6 +12,7 @@ mod run;
 mod runs;
 mod runtime;
 mod setup;
+mod state;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -77,6 +78,10 @@ pub enum Command {
     /// List recorded runs, or show one run's events, stage → runtime table and final status.
     #[command(subcommand)]
     Runs(runs::RunsCommand),
+    /// Move the ledger and the journal between state backends: `export` writes JSON lines,
+    /// `import` adds them to the configured store.
+    #[command(subcommand)]
+    State(state::StateCommand),
     /// Replay a captured agent output stream and print its normalized outcome.
     #[command(subcommand)]
     Runtime(runtime::RuntimeCommand),
@@ -151,6 +156,7 @@ pub fn main() -> ExitCode {
         Command::Gates(cmd) => gates::run(cmd, &ctx),
         Command::Ledger(cmd) => ledger::run(cmd, &ctx),
         Command::Runs(cmd) => runs::run(cmd, &ctx),
+        Command::State(cmd) => state::run(cmd, &ctx),
         Command::Runtime(cmd) => runtime::run(cmd, &ctx),
         Command::Doctor(args) => doctor::run(args, &ctx),
         Command::Setup(args) => setup::run(args, &ctx),

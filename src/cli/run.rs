@@ -71,7 +71,7 @@ async fn open_pipeline(config: Config, env: &Env, dry_run: bool) -> Result<Pipel
         Access::ReadWrite
     };
     let store: Arc<dyn StateStore> =
-        match crate::state::open_store(&config, env, forge.as_ref(), access).await {
+        match crate::state::open_store(&config, env, &forge, access).await {
             Ok(Some(store)) => store,
             Ok(None) => Arc::new(SqliteLedger::open(":memory:").map_err(state_error)?),
             Err(e) => return Err(state_error(e)),

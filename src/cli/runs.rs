@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use issueloop_ledger::{
     Access, EntryState, Event, JournalEntry, LedgerEntry, RunId, RunStatus, RunSummary, StateStore,
-    derive_status, open_state, stage_runtimes,
+    derive_status, stage_runtimes,
 };
 use jiff::Timestamp;
 
@@ -48,7 +48,8 @@ pub fn run(cmd: RunsCommand, ctx: &Ctx) -> Result<ExitCode, CliError> {
     let config = ctx.load_config()?;
     let location = state_location(&config, &ctx.env);
     // Reading never creates the state database.
-    let store = open_state(&config.state, &ctx.env, Access::ReadOnly).map_err(state_error)?;
+    let store = crate::state::open_store_blocking(&config, &ctx.env, Access::ReadOnly)
+        .map_err(state_error)?;
     match cmd {
         RunsCommand::List(args) => list(store.as_deref(), args, ctx, &location),
         RunsCommand::Show(args) => show(store.as_deref(), args, ctx, &location),

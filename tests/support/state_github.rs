@@ -53,6 +53,29 @@ pub fn runner_folder(g: &GithubWorld, name: &str) -> PathBuf {
 
 /// `issueloop --json run --once` with the configuration in `folder`, run from that folder.
 pub fn run_once_in(g: &GithubWorld, folder: &Path) -> (Option<i32>, serde_json::Value, String) {
+    finish(spawn_run_once_in(g, folder))
+}
+
+/// [`run_once_in`], started and not waited for: several runners at once.
+pub fn spawn_run_once_in(g: &GithubWorld, folder: &Path) -> std::process::Child {
+    run_once_command(g, folder)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The exit code, the JSON report and everything a runner printed (checked for the token).
+pub fn finish(child: std::process::Child) -> (Option<i32>, serde_json::Value, String) {
+    let out: Output = child.wait_with_output().unwrap();
+    let text = printed(&out);
+    assert_token_absent(&text);
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}):\n{text}"));
+    (out.status.code(), json, text)
+}
+
+fn run_once_command(g: &GithubWorld, folder: &Path) -> std::process::Command {
     // Like `World::std_command`, with the folder's own configuration, relative, from the folder.
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_issueloop"));
     cmd.current_dir(folder)
@@ -67,12 +90,7 @@ pub fn run_once_in(g: &GithubWorld, folder: &Path) -> (Option<i32>, serde_json::
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .args(["--config", "issueloop.toml", "--json", "run", "--once"]);
-    let out: Output = cmd.output().unwrap();
-    let text = printed(&out);
-    assert_token_absent(&text);
-    let json = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no JSON report ({e}):\n{text}"));
-    (out.status.code(), json, text)
+    cmd
 }
 
 /// Today's ledger as any machine computes it: the day file on the state branch of the bare

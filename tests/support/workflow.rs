@@ -1321,6 +1321,8 @@ pub struct ActionsWorld {
     pub runner: Runner,
     pub remote: PathBuf,
     pub dir: tempfile::TempDir,
+    /// The `issueloop.toml` committed at the repository's root.
+    pub config: String,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -1359,6 +1361,10 @@ max_concurrent_runs = 2
 
 [gates.repos."{repo}"]
 commands = [["python3", "-m", "unittest", "discover", "-s", "tests", "-t", "."]]
+
+# As the workflow template asks: the ledger on the repository's `issueloop/state` branch.
+[state]
+backend = "github"
 "#,
             repo = super::REPO,
             api = fake.api_url(),
@@ -1416,6 +1422,7 @@ commands = [["python3", "-m", "unittest", "discover", "-s", "tests", "-t", "."]]
             runner,
             remote,
             dir,
+            config,
             _runtime: runtime,
         }
     }
@@ -1450,6 +1457,33 @@ commands = [["python3", "-m", "unittest", "discover", "-s", "tests", "-t", "."]]
             .filter(|r| r.method != "GET" && r.method != "HEAD")
             .map(|r| format!("{} {}", r.method, r.path))
             .collect()
+    }
+
+    /// `issueloop --json ledger show` on another machine: a new folder holding only the
+    /// repository's `issueloop.toml`, run there the way a person runs it (no `--config`), with the
+    /// token. With the `github` backend that folder knows the day only from the state branch.
+    pub fn ledger_show_elsewhere(&self, name: &str) -> serde_json::Value {
+        let folder = self.dir.path().join(name);
+        fs::create_dir_all(&folder).unwrap();
+        fs::write(folder.join("issueloop.toml"), &self.config).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_issueloop"))
+            .current_dir(&folder)
+            .env_remove("ISSUELOOP_CONFIG")
+            .env_remove("GITHUB_ACTIONS")
+            .env("GITHUB_TOKEN", issueloop_fake_github::TOKEN)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .args(["--json", "ledger", "show"])
+            .output()
+            .unwrap();
+        let printed = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{printed}");
+        assert!(!printed.contains(issueloop_fake_github::TOKEN), "{printed}");
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {printed}"))
     }
 
     /// Branches of the remote other than `main`.

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use issueloop_config::{BudgetConfig, RunBudget};
-use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
-use serde::Serialize;
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
 
 use crate::budget::SkipReason;
 use crate::journal::RunId;
@@ -95,6 +95,22 @@ impl ReserveRequest {
     }
 }
 
+impl ReserveRequest {
+    /// Refuse an amount that is not positive: the one check every store makes before it looks
+    /// at the day.
+    pub fn check_amount(&self) -> Result<(), LedgerError> {
+        if self.amount.is_positive() {
+            return Ok(());
+        }
+        Err(LedgerError::InvalidAmount {
+            run_id: self.run_id.clone(),
+            op: "reserve",
+            amount: self.amount,
+            why: "a reservation must be positive",
+        })
+    }
+}
+
 /// The cap rule every store applies inside its reservation transaction, and [`crate::derive`]
 /// before it: [`admit_amount`] for the request's amount and limits. `None` admits it. Pure, so
 /// every backend (SQLite, PostgreSQL, the state-github replay) decides exactly alike.
@@ -131,6 +147,85 @@ pub struct Reservation {
     pub reserved_at: Timestamp,
     /// After this moment an unsettled reservation is charged in full by [`Ledger::expire`].
     pub expires_at: Timestamp,
+}
+
+impl Reservation {
+    /// The reservation `req` records, as every store records it: its time at the millisecond
+    /// precision the stores keep, charged to that time's UTC day, expiring after the run's wall
+    /// clock plus the grace period (saturating at the largest time).
+    pub fn new(req: &ReserveRequest) -> Reservation {
+        let reserved_at = to_millis(req.now);
+        Reservation {
+            run_id: req.run_id.clone(),
+            repo: req.repo.clone(),
+            issue: req.issue,
+            day: utc_day(reserved_at),
+            amount: req.amount,
+            reserved_at,
+            expires_at: after(reserved_at, req.wall_clock.saturating_add(req.grace)),
+        }
+    }
+}
+
+/// `t` at millisecond precision: what every store keeps, so what a store returns is what it
+/// reads back later.
+pub fn to_millis(t: Timestamp) -> Timestamp {
+    Timestamp::from_millisecond(t.as_millisecond()).unwrap_or(t)
+}
+
+/// `t + d` at millisecond precision, saturating at the largest timestamp.
+fn after(t: Timestamp, d: Duration) -> Timestamp {
+    SignedDuration::try_from(d)
+        .ok()
+        .and_then(|d| t.checked_add(d).ok())
+        .map(to_millis)
+        .unwrap_or(Timestamp::MAX)
+}
+
+/// What settling `entry` at `actual` records, or why it may not: a cost is never negative, and
+/// only a reserved or an expired entry settles (the actual cost then replaces the full charge).
+/// An actual above the reservation is recorded as it is and flagged. Pure, so every store
+/// settles alike.
+pub fn check_settle(entry: &LedgerEntry, actual: Usd) -> Result<Settlement, LedgerError> {
+    if actual < Usd::ZERO {
+        return Err(LedgerError::InvalidAmount {
+            run_id: entry.run_id.clone(),
+            op: "settle",
+            amount: actual,
+            why: "a cost cannot be negative",
+        });
+    }
+    let was_expired = match entry.state {
+        EntryState::Reserved => false,
+        EntryState::Expired => true,
+        state @ (EntryState::Settled | EntryState::Released) => {
+            return Err(LedgerError::WrongState {
+                run_id: entry.run_id.clone(),
+                op: "settle",
+                state,
+            });
+        }
+    };
+    Ok(Settlement {
+        run_id: entry.run_id.clone(),
+        day: entry.day,
+        reserved: entry.reserved,
+        cost: actual,
+        overspent: actual > entry.reserved,
+        was_expired,
+    })
+}
+
+/// Whether `entry` may be released: only while it is reserved.
+pub fn check_release(entry: &LedgerEntry) -> Result<(), LedgerError> {
+    if entry.state == EntryState::Reserved {
+        return Ok(());
+    }
+    Err(LedgerError::WrongState {
+        run_id: entry.run_id.clone(),
+        op: "release",
+        state: entry.state,
+    })
 }
 
 /// The result of [`Ledger::reserve`].
@@ -194,7 +289,7 @@ impl std::fmt::Display for Expired {
 }
 
 /// Where a ledger entry stands. Every reservation ends `settled`, `released` or `expired`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryState {
     /// Budget held for a running run.
@@ -324,6 +419,11 @@ pub enum LedgerError {
         path.display()
     )]
     WorkerStopped { path: PathBuf },
+    #[error(
+        "the store already holds other data for runs in the file; nothing was imported:\n  {}",
+        conflicts.join("\n  ")
+    )]
+    ImportConflict { conflicts: Vec<String> },
     #[error("no ledger entry for run `{run_id}`")]
     UnknownRun { run_id: RunId },
     #[error("cannot {op} run `{run_id}`: its reservation is already {state}")]
@@ -428,6 +528,84 @@ mod tests {
                 "{what}"
             );
         }
+    }
+
+    #[test]
+    fn settle_and_release_table() {
+        let entry = |state: EntryState| LedgerEntry {
+            run_id: RunId::parse("r").unwrap(),
+            repo: "acme/api".into(),
+            issue: 1,
+            day: "2026-11-21".parse().unwrap(),
+            state,
+            reserved: Usd::from_dollars(1.0),
+            cost: None,
+            overspent: false,
+            reserved_at: "2026-11-21T12:00:00Z".parse().unwrap(),
+            expires_at: "2026-11-21T13:00:00Z".parse().unwrap(),
+            closed_at: None,
+        };
+        let usd = Usd::from_dollars;
+        // (state, actual, settles as (overspent, was_expired) or the error's words)
+        type Want = Result<(bool, bool), &'static str>;
+        let cases: [(EntryState, f64, Want); 8] = [
+            (EntryState::Reserved, 0.4, Ok((false, false))),
+            (EntryState::Reserved, 1.0, Ok((false, false))),
+            (EntryState::Reserved, 1.000001, Ok((true, false))),
+            (EntryState::Reserved, 0.0, Ok((false, false))),
+            (EntryState::Expired, 0.2, Ok((false, true))),
+            (EntryState::Reserved, -0.01, Err("cannot be negative")),
+            (EntryState::Settled, 0.2, Err("already settled")),
+            (EntryState::Released, 0.2, Err("already released")),
+        ];
+        for (state, actual, want) in cases {
+            let got = check_settle(&entry(state), usd(actual));
+            match (got, want) {
+                (Ok(s), Ok((overspent, was_expired))) => {
+                    assert_eq!((s.overspent, s.was_expired), (overspent, was_expired));
+                    assert_eq!((s.cost, s.reserved), (usd(actual), usd(1.0)));
+                }
+                (Err(e), Err(words)) => assert!(e.to_string().contains(words), "{e}"),
+                (got, want) => panic!("{state} at {actual}: {got:?}, expected {want:?}"),
+            }
+        }
+        for state in EntryState::ALL {
+            assert_eq!(
+                check_release(&entry(state)).is_ok(),
+                state == EntryState::Reserved,
+                "{state}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_reservation_is_kept_to_the_millisecond_and_expires_after_wall_clock_and_grace() {
+        let req = ReserveRequest {
+            run_id: RunId::parse("r").unwrap(),
+            repo: "acme/api".into(),
+            issue: 1,
+            amount: Usd::from_dollars(1.0),
+            cap: Usd::from_dollars(10.0),
+            max_runs: 5,
+            wall_clock: Duration::from_secs(60),
+            grace: Duration::from_secs(30),
+            now: "2026-11-21T23:59:59.999999Z".parse().unwrap(),
+        };
+        let r = Reservation::new(&req);
+        assert_eq!(r.reserved_at.to_string(), "2026-11-21T23:59:59.999Z");
+        assert_eq!(r.day.to_string(), "2026-11-21");
+        assert_eq!(r.expires_at.to_string(), "2026-11-22T00:01:29.999Z");
+        let forever = ReserveRequest {
+            wall_clock: Duration::MAX,
+            ..req.clone()
+        };
+        assert_eq!(Reservation::new(&forever).expires_at, Timestamp::MAX);
+        assert!(req.check_amount().is_ok());
+        let zero = ReserveRequest {
+            amount: Usd::ZERO,
+            ..req
+        };
+        assert!(zero.check_amount().is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod owner;
 mod postgres;
 mod sqlite;
 mod store;
+mod transfer;
 
 pub use budget::{BudgetDecision, SkipReason, derive};
 pub use journal::{
@@ -21,10 +22,15 @@ pub use journal::{
 };
 pub use ledger::{
     DayUsage, EntryState, Expired, Ledger, LedgerEntry, LedgerError, Reservation, ReserveOutcome,
-    ReserveRequest, Settlement, admit, admit_amount, utc_day,
+    ReserveRequest, Settlement, admit, admit_amount, check_release, check_settle, to_millis,
+    utc_day,
 };
 pub use money::Usd;
 pub use owner::{ProcessOwner, owner_is_gone, process_start};
 pub use postgres::{PG_SCHEMA_VERSION, PgLedger};
 pub use sqlite::{APPLICATION_ID, SCHEMA_VERSION, SqliteLedger};
 pub use store::{Access, StateStore, open_state};
+pub use transfer::{
+    EntryRecord, EventRecord, ImportPlan, ImportSummary, OwnerRecord, Record, TRANSFER_VERSION,
+    ValueRecord, parse_records, plan_import,
+};

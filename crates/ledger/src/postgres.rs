@@ -15,8 +15,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use issueloop_config::DatabaseUrl;
+use jiff::Timestamp;
 use jiff::civil::Date;
-use jiff::{SignedDuration, Timestamp};
 use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement};
@@ -25,11 +25,15 @@ use crate::Event;
 use crate::journal::{Journal, JournalEntry, RunId, RunSummary};
 use crate::ledger::{
     DayUsage, EntryState, Expired, Ledger, LedgerEntry, LedgerError, Reservation, ReserveOutcome,
-    ReserveRequest, Settlement, admit, utc_day,
+    ReserveRequest, Settlement, admit, check_release, check_settle,
 };
 use crate::money::Usd;
 use crate::owner::{ProcessOwner, owner_is_gone, process_start};
 use crate::sqlite::redact_json;
+use crate::transfer::{
+    EntryRecord, EventRecord, ImportSummary, OwnerRecord, Record, TRANSFER_VERSION, ValueRecord,
+    plan_import,
+};
 
 /// Schema migrations of the `issueloop` schema; migration `i` brings it to version `i + 1`
 /// (recorded in `issueloop.schema_version`). Never edit a released migration: append one.
@@ -429,6 +433,151 @@ impl PgLedger {
     }
 }
 
+impl PgLedger {
+    /// Everything in the schema as export records (see
+    /// [`crate::StateStore::export_records`]), read in one transaction.
+    pub fn export_records(&self) -> Result<Vec<Record>, LedgerError> {
+        let shown = self.shown.clone();
+        self.call("export", move |w| {
+            let mut tx = w.conn()?.tx()?;
+            let records = export_in(&mut tx, &shown)?;
+            tx.commit()?;
+            Ok(records)
+        })
+    }
+
+    /// Add exported records (see [`crate::StateStore::import_records`]) in one transaction,
+    /// holding the row lock of every day it adds entries to, as a reservation would: a runner
+    /// reserving meanwhile counts them.
+    pub fn import_records(&self, records: &[Record]) -> Result<ImportSummary, LedgerError> {
+        let records = records.to_vec();
+        let shown = self.shown.clone();
+        self.call("import", move |w| {
+            let mut tx = w.conn()?.tx()?;
+            let mut days: Vec<String> = records
+                .iter()
+                .filter_map(|r| match r {
+                    Record::Entry(e) => Some(e.day.to_string()),
+                    _ => None,
+                })
+                .collect();
+            days.sort_unstable();
+            days.dedup();
+            for day in &days {
+                tx.execute(
+                    "INSERT INTO issueloop.ledger_days (day) VALUES ($1) ON CONFLICT (day) DO NOTHING",
+                    &[day],
+                )?;
+                tx.query_one(
+                    "SELECT day FROM issueloop.ledger_days WHERE day = $1 FOR UPDATE",
+                    &[day],
+                )?;
+            }
+            let current = export_in(&mut tx, &shown)?;
+            let plan = plan_import(&current, &records)?;
+            for e in &plan.entries {
+                let owner = e.owner.as_ref();
+                tx.execute(
+                    "INSERT INTO issueloop.ledger_entries
+                        (run_id, repo, issue, day, state, reserved_micros, cost_micros, overspent,
+                         reserved_at_ms, expires_at_ms, closed_at_ms,
+                         owner_host, owner_pid, owner_start)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                    &[
+                        &e.run_id.as_str(),
+                        &e.repo,
+                        &i64::try_from(e.issue).unwrap_or(i64::MAX),
+                        &e.day.to_string(),
+                        &e.state.id(),
+                        &e.reserved_micros,
+                        &e.cost_micros,
+                        &e.overspent,
+                        &e.reserved_at.as_millisecond(),
+                        &e.expires_at.as_millisecond(),
+                        &e.closed_at.map(|t| t.as_millisecond()),
+                        &owner.map(|o| o.host.as_str()),
+                        &owner.and_then(|o| o.pid).map(i64::from),
+                        &owner.and_then(|o| o.start.as_deref()),
+                    ],
+                )?;
+            }
+            for e in &plan.events {
+                tx.execute(
+                    "INSERT INTO issueloop.journal_events (run_id, at_ms, type, payload)
+                     VALUES ($1, $2, $3, $4)",
+                    &[
+                        &e.run_id.as_str(),
+                        &e.at.as_millisecond(),
+                        &e.kind,
+                        &e.payload.to_string(),
+                    ],
+                )?;
+            }
+            for v in &plan.values {
+                tx.execute(
+                    "INSERT INTO issueloop.kv (key, value) VALUES ($1, $2)",
+                    &[&v.key, &v.value],
+                )?;
+            }
+            tx.commit()?;
+            Ok(plan.summary)
+        })
+    }
+}
+
+fn export_in(tx: &mut Tx<'_>, shown: &Path) -> Result<Vec<Record>, TxError> {
+    const ENTRIES: &str = "SELECT run_id, repo, issue, day, state, reserved_micros, cost_micros, \
+         overspent, reserved_at_ms, expires_at_ms, closed_at_ms, owner_host, owner_pid, \
+         owner_start FROM issueloop.ledger_entries ORDER BY reserved_at_ms, run_id";
+    let mut out = Vec::new();
+    for row in tx.query(ENTRIES, &[])? {
+        let entry = entry_from_row(shown, &row)?;
+        let owner = row
+            .try_get::<_, Option<String>>(11)?
+            .map(|host| -> Result<OwnerRecord, TxError> {
+                Ok(OwnerRecord {
+                    host,
+                    pid: row
+                        .try_get::<_, Option<i64>>(12)?
+                        .and_then(|p| u32::try_from(p).ok()),
+                    start: row.try_get(13)?,
+                })
+            })
+            .transpose()?;
+        out.push(Record::Entry(EntryRecord::new(&entry, owner)));
+    }
+    let runs = tx
+        .query(
+            "SELECT run_id FROM issueloop.journal_events GROUP BY run_id ORDER BY MIN(seq)",
+            &[],
+        )?
+        .iter()
+        .map(|r| r.try_get::<_, String>(0))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut events = Vec::new();
+    for run in runs {
+        events.extend(events_in(tx, shown, &RunId::from_stored(run))?);
+    }
+    events.sort_by_key(|e| e.seq);
+    out.extend(events.into_iter().map(|e| {
+        Record::Event(EventRecord {
+            version: TRANSFER_VERSION,
+            run_id: e.run_id,
+            at: e.at,
+            kind: e.kind,
+            payload: e.payload,
+        })
+    }));
+    for row in tx.query("SELECT key, value FROM issueloop.kv ORDER BY key", &[])? {
+        out.push(Record::Value(ValueRecord {
+            version: TRANSFER_VERSION,
+            key: row.try_get(0)?,
+            value: row.try_get(1)?,
+        }));
+    }
+    Ok(out)
+}
+
 /// The client configuration: the URL's settings, plus timeouts and an application name where
 /// the URL sets none.
 fn client_config(url: &DatabaseUrl, shown: &Path) -> Result<postgres::Config, LedgerError> {
@@ -670,24 +819,15 @@ fn usage_in(tx: &mut Tx<'_>, day: Date, run_id: &str) -> Result<(DayUsage, bool)
 
 impl Ledger for PgLedger {
     fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome, LedgerError> {
-        if !req.amount.is_positive() {
-            return Err(LedgerError::InvalidAmount {
-                run_id: req.run_id.clone(),
-                op: "reserve",
-                amount: req.amount,
-                why: "a reservation must be positive",
-            });
-        }
-        // Stored at millisecond precision; return what is stored.
-        let now = to_millis(req.now);
-        let day = utc_day(now);
-        let expires_at = after(now, req.wall_clock.saturating_add(req.grace));
+        req.check_amount()?;
+        let reservation = Reservation::new(req);
         let issue = i64::try_from(req.issue).unwrap_or(i64::MAX);
         let req = req.clone();
         let owner = self.owner.clone();
         self.call("reserve", move |w| {
             let conn = w.conn()?;
             let mut tx = conn.tx()?;
+            let day = reservation.day;
             let day_text = day.to_string();
             // Every reservation of a day takes that day's row lock first: the check below and
             // the insert see the same day whatever other processes and machines do.
@@ -720,8 +860,8 @@ impl Ledger for PgLedger {
                     &issue,
                     &day_text,
                     &req.amount.micros(),
-                    &now.as_millisecond(),
-                    &expires_at.as_millisecond(),
+                    &reservation.reserved_at.as_millisecond(),
+                    &reservation.expires_at.as_millisecond(),
                     &owner.as_ref().map(|o| o.host.as_str()),
                     &owner.as_ref().map(|o| i64::from(o.pid)),
                     &owner.as_ref().map(|o| o.start.as_str()),
@@ -739,15 +879,7 @@ impl Ledger for PgLedger {
                 Err(e) => return Err(e.into()),
             }
             tx.commit()?;
-            Ok(ReserveOutcome::Reserved(Reservation {
-                run_id: req.run_id.clone(),
-                repo: req.repo.clone(),
-                issue: req.issue,
-                day,
-                amount: req.amount,
-                reserved_at: now,
-                expires_at,
-            }))
+            Ok(ReserveOutcome::Reserved(reservation))
         })
     }
 
@@ -757,14 +889,6 @@ impl Ledger for PgLedger {
         actual: Usd,
         now: Timestamp,
     ) -> Result<Settlement, LedgerError> {
-        if actual < Usd::ZERO {
-            return Err(LedgerError::InvalidAmount {
-                run_id: run_id.clone(),
-                op: "settle",
-                amount: actual,
-                why: "a cost cannot be negative",
-            });
-        }
         let run_id = run_id.clone();
         let shown = self.shown.clone();
         self.call("settle", move |w| {
@@ -776,19 +900,7 @@ impl Ledger for PgLedger {
                     run_id: run_id.clone(),
                 }
             })?;
-            let was_expired = match entry.state {
-                EntryState::Reserved => false,
-                EntryState::Expired => true,
-                state @ (EntryState::Settled | EntryState::Released) => {
-                    return Err(LedgerError::WrongState {
-                        run_id: run_id.clone(),
-                        op: "settle",
-                        state,
-                    }
-                    .into());
-                }
-            };
-            let overspent = actual > entry.reserved;
+            let settlement = check_settle(&entry, actual)?;
             tx.execute(
                 "UPDATE issueloop.ledger_entries
                  SET state = 'settled', cost_micros = $2, overspent = $3, closed_at_ms = $4
@@ -796,12 +908,12 @@ impl Ledger for PgLedger {
                 &[
                     &run_id.as_str(),
                     &actual.micros(),
-                    &overspent,
+                    &settlement.overspent,
                     &now.as_millisecond(),
                 ],
             )?;
             tx.commit()?;
-            if overspent {
+            if settlement.overspent {
                 tracing::warn!(
                     run = %run_id,
                     reserved = %entry.reserved,
@@ -809,14 +921,7 @@ impl Ledger for PgLedger {
                     "run cost more than it reserved; recorded as it is"
                 );
             }
-            Ok(Settlement {
-                run_id: run_id.clone(),
-                day: entry.day,
-                reserved: entry.reserved,
-                cost: actual,
-                overspent,
-                was_expired,
-            })
+            Ok(settlement)
         })
     }
 
@@ -830,14 +935,7 @@ impl Ledger for PgLedger {
                     run_id: run_id.clone(),
                 }
             })?;
-            if entry.state != EntryState::Reserved {
-                return Err(LedgerError::WrongState {
-                    run_id: run_id.clone(),
-                    op: "release",
-                    state: entry.state,
-                }
-                .into());
-            }
+            check_release(&entry)?;
             tx.execute(
                 "UPDATE issueloop.ledger_entries SET state = 'released', closed_at_ms = $2
                  WHERE run_id = $1",
@@ -1017,19 +1115,6 @@ fn events_in(tx: &mut Tx<'_>, shown: &Path, run_id: &RunId) -> Result<Vec<Journa
             })
         })
         .collect()
-}
-
-fn to_millis(t: Timestamp) -> Timestamp {
-    Timestamp::from_millisecond(t.as_millisecond()).unwrap_or(t)
-}
-
-/// `t + d`, saturating at the largest timestamp.
-fn after(t: Timestamp, d: Duration) -> Timestamp {
-    SignedDuration::try_from(d)
-        .ok()
-        .and_then(|d| t.checked_add(d).ok())
-        .map(to_millis)
-        .unwrap_or(Timestamp::MAX)
 }
 
 #[cfg(test)]

@@ -5,18 +5,22 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use jiff::Timestamp;
 use jiff::civil::Date;
-use jiff::{SignedDuration, Timestamp};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::Event;
 use crate::journal::{Journal, JournalEntry, RunId, RunSummary};
 use crate::ledger::{
     DayUsage, EntryState, Expired, Ledger, LedgerEntry, LedgerError, Reservation, ReserveOutcome,
-    ReserveRequest, Settlement, admit, utc_day,
+    ReserveRequest, Settlement, admit, check_release, check_settle,
 };
 use crate::money::Usd;
 use crate::owner::{ProcessOwner, owner_is_gone, process_start};
+use crate::transfer::{
+    EntryRecord, EventRecord, ImportSummary, OwnerRecord, Record, TRANSFER_VERSION, ValueRecord,
+    plan_import,
+};
 
 /// Masks secrets in every string of a JSON value (the one rule of `issueloop_config::redact`).
 pub(crate) fn redact_json(value: &mut serde_json::Value) {
@@ -401,18 +405,8 @@ impl RawEntry {
 
 impl Ledger for SqliteLedger {
     fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome, LedgerError> {
-        if !req.amount.is_positive() {
-            return Err(LedgerError::InvalidAmount {
-                run_id: req.run_id.clone(),
-                op: "reserve",
-                amount: req.amount,
-                why: "a reservation must be positive",
-            });
-        }
-        // Stored at millisecond precision; return what is stored.
-        let now = to_millis(req.now);
-        let day = utc_day(now);
-        let expires_at = after(now, req.wall_clock.saturating_add(req.grace));
+        req.check_amount()?;
+        let reservation = Reservation::new(req);
         let issue = i64::try_from(req.issue).unwrap_or(i64::MAX);
         self.write("reserve", |tx| {
             if self.entry_in(tx, &req.run_id)?.is_some() {
@@ -421,7 +415,7 @@ impl Ledger for SqliteLedger {
                 }
                 .into());
             }
-            let usage = self.usage_in(tx, day)?;
+            let usage = self.usage_in(tx, reservation.day)?;
             if let Some(reason) = admit(&usage, req) {
                 return Ok(ReserveOutcome::Refused { reason, usage });
             }
@@ -435,24 +429,16 @@ impl Ledger for SqliteLedger {
                     req.run_id.as_str(),
                     req.repo,
                     issue,
-                    day.to_string(),
+                    reservation.day.to_string(),
                     req.amount.micros(),
-                    now.as_millisecond(),
-                    expires_at.as_millisecond(),
+                    reservation.reserved_at.as_millisecond(),
+                    reservation.expires_at.as_millisecond(),
                     owner.map(|o| o.host.as_str()),
                     owner.map(|o| i64::from(o.pid)),
                     owner.map(|o| o.start.as_str()),
                 ],
             )?;
-            Ok(ReserveOutcome::Reserved(Reservation {
-                run_id: req.run_id.clone(),
-                repo: req.repo.clone(),
-                issue: req.issue,
-                day,
-                amount: req.amount,
-                reserved_at: now,
-                expires_at,
-            }))
+            Ok(ReserveOutcome::Reserved(reservation.clone()))
         })
     }
 
@@ -462,33 +448,13 @@ impl Ledger for SqliteLedger {
         actual: Usd,
         now: Timestamp,
     ) -> Result<Settlement, LedgerError> {
-        if actual < Usd::ZERO {
-            return Err(LedgerError::InvalidAmount {
-                run_id: run_id.clone(),
-                op: "settle",
-                amount: actual,
-                why: "a cost cannot be negative",
-            });
-        }
         self.write("settle", |tx| {
             let entry = self
                 .entry_in(tx, run_id)?
                 .ok_or_else(|| LedgerError::UnknownRun {
                     run_id: run_id.clone(),
                 })?;
-            let was_expired = match entry.state {
-                EntryState::Reserved => false,
-                EntryState::Expired => true,
-                state @ (EntryState::Settled | EntryState::Released) => {
-                    return Err(LedgerError::WrongState {
-                        run_id: run_id.clone(),
-                        op: "settle",
-                        state,
-                    }
-                    .into());
-                }
-            };
-            let overspent = actual > entry.reserved;
+            let settlement = check_settle(&entry, actual)?;
             tx.execute(
                 "UPDATE ledger_entries
                  SET state = 'settled', cost_micros = ?2, overspent = ?3, closed_at_ms = ?4
@@ -496,11 +462,11 @@ impl Ledger for SqliteLedger {
                 params![
                     run_id.as_str(),
                     actual.micros(),
-                    overspent,
+                    settlement.overspent,
                     now.as_millisecond()
                 ],
             )?;
-            if overspent {
+            if settlement.overspent {
                 tracing::warn!(
                     run = %run_id,
                     reserved = %entry.reserved,
@@ -508,14 +474,7 @@ impl Ledger for SqliteLedger {
                     "run cost more than it reserved; recorded as it is"
                 );
             }
-            Ok(Settlement {
-                run_id: run_id.clone(),
-                day: entry.day,
-                reserved: entry.reserved,
-                cost: actual,
-                overspent,
-                was_expired,
-            })
+            Ok(settlement)
         })
     }
 
@@ -526,14 +485,7 @@ impl Ledger for SqliteLedger {
                 .ok_or_else(|| LedgerError::UnknownRun {
                     run_id: run_id.clone(),
                 })?;
-            if entry.state != EntryState::Reserved {
-                return Err(LedgerError::WrongState {
-                    run_id: run_id.clone(),
-                    op: "release",
-                    state: entry.state,
-                }
-                .into());
-            }
+            check_release(&entry)?;
             tx.execute(
                 "UPDATE ledger_entries SET state = 'released', closed_at_ms = ?2 WHERE run_id = ?1",
                 params![run_id.as_str(), now.as_millisecond()],
@@ -687,6 +639,128 @@ impl SqliteLedger {
     }
 }
 
+impl SqliteLedger {
+    /// Everything in the file as export records (see [`crate::StateStore::export_records`]),
+    /// read in one transaction.
+    pub fn export_records(&self) -> Result<Vec<Record>, LedgerError> {
+        self.write("export", |tx| self.export_in(tx))
+    }
+
+    /// Add exported records (see [`crate::StateStore::import_records`]) in one transaction.
+    pub fn import_records(&self, records: &[Record]) -> Result<ImportSummary, LedgerError> {
+        self.write("import", |tx| {
+            let current = self.export_in(tx)?;
+            let plan = plan_import(&current, records)?;
+            for e in &plan.entries {
+                let owner = e.owner.as_ref();
+                tx.execute(
+                    "INSERT INTO ledger_entries
+                        (run_id, repo, issue, day, state, reserved_micros, cost_micros, overspent,
+                         reserved_at_ms, expires_at_ms, closed_at_ms,
+                         owner_host, owner_pid, owner_start)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                    params![
+                        e.run_id.as_str(),
+                        e.repo,
+                        i64::try_from(e.issue).unwrap_or(i64::MAX),
+                        e.day.to_string(),
+                        e.state.id(),
+                        e.reserved_micros,
+                        e.cost_micros,
+                        e.overspent,
+                        e.reserved_at.as_millisecond(),
+                        e.expires_at.as_millisecond(),
+                        e.closed_at.map(|t| t.as_millisecond()),
+                        owner.map(|o| o.host.as_str()),
+                        owner.and_then(|o| o.pid).map(i64::from),
+                        owner.and_then(|o| o.start.as_deref()),
+                    ],
+                )?;
+            }
+            for e in &plan.events {
+                tx.execute(
+                    "INSERT INTO journal_events (run_id, at_ms, type, payload)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        e.run_id.as_str(),
+                        e.at.as_millisecond(),
+                        e.kind,
+                        e.payload.to_string()
+                    ],
+                )?;
+            }
+            for v in &plan.values {
+                tx.execute(
+                    "INSERT INTO kv (key, value) VALUES (?1, ?2)",
+                    [&v.key, &v.value],
+                )?;
+            }
+            Ok(plan.summary)
+        })
+    }
+
+    fn export_in(&self, conn: &Connection) -> Result<Vec<Record>, TxError> {
+        let mut out = Vec::new();
+        let owned = {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {ENTRY_COLUMNS}, owner_host, owner_pid, owner_start FROM ledger_entries
+                 ORDER BY reserved_at_ms, run_id"
+            ))?;
+            stmt.query_map([], |r| {
+                Ok((
+                    RawEntry::from_row(r)?,
+                    r.get::<_, Option<String>>(11)?,
+                    r.get::<_, Option<i64>>(12)?,
+                    r.get::<_, Option<String>>(13)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?
+        };
+        for (raw, host, pid, start) in owned {
+            let entry = raw.into_entry(self)?;
+            let owner = host.map(|host| OwnerRecord {
+                host,
+                pid: pid.and_then(|p| u32::try_from(p).ok()),
+                start,
+            });
+            out.push(Record::Entry(EntryRecord::new(&entry, owner)));
+        }
+        let runs: Vec<String> = {
+            let mut stmt =
+                conn.prepare("SELECT DISTINCT run_id FROM journal_events ORDER BY run_id")?;
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        let mut events = Vec::new();
+        for run in runs {
+            events.extend(self.events_in(conn, &RunId::from_stored(run))?);
+        }
+        events.sort_by_key(|e| e.seq);
+        out.extend(events.into_iter().map(|e| {
+            Record::Event(EventRecord {
+                version: TRANSFER_VERSION,
+                run_id: e.run_id,
+                at: e.at,
+                kind: e.kind,
+                payload: e.payload,
+            })
+        }));
+        let values: Vec<(String, String)> = {
+            let mut stmt = conn.prepare("SELECT key, value FROM kv ORDER BY key")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?
+        };
+        out.extend(values.into_iter().map(|(key, value)| {
+            Record::Value(ValueRecord {
+                version: TRANSFER_VERSION,
+                key,
+                value,
+            })
+        }));
+        Ok(out)
+    }
+}
+
 fn read_facts(conn: &Connection) -> rusqlite::Result<FileFacts> {
     Ok(FileFacts {
         application_id: conn.query_row("PRAGMA application_id", [], |r| r.get(0))?,
@@ -767,17 +841,4 @@ fn sql_error(path: &Path, op: &'static str, e: rusqlite::Error) -> LedgerError {
             source: Box::new(e),
         },
     }
-}
-
-fn to_millis(t: Timestamp) -> Timestamp {
-    Timestamp::from_millisecond(t.as_millisecond()).unwrap_or(t)
-}
-
-/// `t + d`, saturating at the largest timestamp.
-fn after(t: Timestamp, d: Duration) -> Timestamp {
-    SignedDuration::try_from(d)
-        .ok()
-        .and_then(|d| t.checked_add(d).ok())
-        .map(to_millis)
-        .unwrap_or(Timestamp::MAX)
 }

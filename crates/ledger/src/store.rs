@@ -9,6 +9,7 @@ use crate::journal::Journal;
 use crate::ledger::{Ledger, LedgerError};
 use crate::postgres::PgLedger;
 use crate::sqlite::SqliteLedger;
+use crate::transfer::{ImportSummary, Record};
 
 /// Everything a tick records: the ledger, the journal, and named values that must survive
 /// restarts (the forge's poll watermark). One per process, shared by its runs.
@@ -22,6 +23,14 @@ pub trait StateStore: Ledger + Journal {
     /// Charge in full, now rather than at their expiry, the open reservations made on this
     /// host by a process that is gone (see [`SqliteLedger::expire_dead`]).
     fn expire_dead(&self, now: jiff::Timestamp) -> Result<Vec<crate::Expired>, LedgerError>;
+    /// Everything the store holds, as `issueloop state export` writes it: the ledger's entries
+    /// (oldest first, every state, with their owners), the journal's events (in order), the
+    /// named values.
+    fn export_records(&self) -> Result<Vec<Record>, LedgerError>;
+    /// Add records exported from any store as [`crate::plan_import`] decides, all or nothing:
+    /// a conflict with what the store holds writes nothing. Imported entries are history, not
+    /// new reservations: the cap does not refuse them, and they count against their day.
+    fn import_records(&self, records: &[Record]) -> Result<ImportSummary, LedgerError>;
 }
 
 impl StateStore for SqliteLedger {
@@ -40,6 +49,14 @@ impl StateStore for SqliteLedger {
     fn expire_dead(&self, now: jiff::Timestamp) -> Result<Vec<crate::Expired>, LedgerError> {
         SqliteLedger::expire_dead(self, now)
     }
+
+    fn export_records(&self) -> Result<Vec<Record>, LedgerError> {
+        SqliteLedger::export_records(self)
+    }
+
+    fn import_records(&self, records: &[Record]) -> Result<ImportSummary, LedgerError> {
+        SqliteLedger::import_records(self, records)
+    }
 }
 
 impl StateStore for PgLedger {
@@ -57,6 +74,14 @@ impl StateStore for PgLedger {
 
     fn expire_dead(&self, now: jiff::Timestamp) -> Result<Vec<crate::Expired>, LedgerError> {
         PgLedger::expire_dead(self, now)
+    }
+
+    fn export_records(&self) -> Result<Vec<Record>, LedgerError> {
+        PgLedger::export_records(self)
+    }
+
+    fn import_records(&self, records: &[Record]) -> Result<ImportSummary, LedgerError> {
+        PgLedger::import_records(self, records)
     }
 }
 

@@ -10,4 +10,6 @@ mod log;
 mod store;
 
 pub use log::{DayLedger, FORMAT, Line, Skipped, day_path, parse_day, replay_day};
-pub use store::{DEFAULT_BRANCH, FORMAT_FILE, GithubState, GithubStateOptions, TransferStats};
+pub use store::{
+    DEFAULT_BRANCH, FORMAT_FILE, GithubState, GithubStateOptions, RemoteRefresh, TransferStats,
+};

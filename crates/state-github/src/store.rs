@@ -8,18 +8,19 @@ use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use git2::{FileMode, Oid, Repository, Signature, Tree};
 use issueloop_ledger::{
     DayUsage, EntryState, Event, Expired, Journal, JournalEntry, Ledger, LedgerEntry, LedgerError,
     Reservation, ReserveOutcome, ReserveRequest, RunId, RunSummary, Settlement, SqliteLedger,
-    StateStore, Usd, admit, utc_day,
+    StateStore, Usd, admit, check_release, check_settle, to_millis, utc_day,
 };
+use issueloop_ledger::{EntryRecord, ImportSummary, Record, plan_import};
 use issueloop_workspace::{CasOutcome, RemoteSpec, fetch_branch, push_branch_cas};
+use jiff::Timestamp;
 use jiff::civil::Date;
-use jiff::{SignedDuration, Timestamp};
 
 use crate::log::{DayLedger, FORMAT, Line, day_path, parse_day, replay_day};
 
@@ -45,6 +46,19 @@ pub struct GithubStateOptions {
     pub network_timeout: Duration,
     /// How many times a write is tried before giving up on contention.
     pub max_attempts: u32,
+    /// Gives the remote anew after a fetch or push failed: its credentials may have expired (an
+    /// App's installation token lasts an hour). `None`: the remote as given, always.
+    pub refresh: Option<RemoteRefresh>,
+}
+
+/// See [`GithubStateOptions::refresh`].
+#[derive(Clone)]
+pub struct RemoteRefresh(pub Arc<dyn Fn() -> Result<RemoteSpec, String> + Send + Sync>);
+
+impl std::fmt::Debug for RemoteRefresh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RemoteRefresh")
+    }
 }
 
 impl GithubStateOptions {
@@ -56,6 +70,7 @@ impl GithubStateOptions {
             local_path,
             network_timeout: Duration::from_secs(60),
             max_attempts: 12,
+            refresh: None,
         }
     }
 }
@@ -87,6 +102,8 @@ struct Inner {
 /// values stay in a local SQLite file, and a summary of every finished run is added to the log.
 pub struct GithubState {
     opts: GithubStateOptions,
+    /// The remote as last given (`opts.remote`, or a refreshed one).
+    remote: Mutex<RemoteSpec>,
     inner: Mutex<Inner>,
     local: SqliteLedger,
     counters: Counters,
@@ -164,6 +181,16 @@ impl Snapshot<'_> {
         days
     }
 
+    /// Every day's entries, oldest first.
+    fn all_entries(&self) -> Result<Vec<LedgerEntry>, String> {
+        let mut all = Vec::new();
+        for day in self.days() {
+            all.extend(self.day(day)?.sorted());
+        }
+        all.sort_by(|a, b| (a.reserved_at, &a.run_id).cmp(&(b.reserved_at, &b.run_id)));
+        Ok(all)
+    }
+
     /// The day a run reserved on and its replayed day: the day in the run id's time stamp
     /// first, then every day, newest first.
     fn find_run(&self, run: &RunId) -> Result<Option<(Date, DayLedger)>, String> {
@@ -215,6 +242,7 @@ impl GithubState {
         };
         let local = SqliteLedger::open(&opts.local_path)?;
         let store = GithubState {
+            remote: Mutex::new(opts.remote.clone()),
             opts,
             inner: Mutex::new(Inner {
                 repo,
@@ -297,16 +325,50 @@ impl GithubState {
         }
     }
 
+    /// Run a network operation on the remote; when it fails and the options can give the remote
+    /// again (a fresh installation token: they expire after an hour), once more with that.
+    fn with_remote<T, E: std::fmt::Display>(
+        &self,
+        op: impl Fn(&RemoteSpec) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let remote = self
+            .remote
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let failed = match op(&remote) {
+            Ok(value) => return Ok(value),
+            Err(e) => e,
+        };
+        let Some(refresh) = &self.opts.refresh else {
+            return Err(failed);
+        };
+        match (refresh.0)() {
+            Ok(fresh) => {
+                tracing::debug!(error = %failed, "state branch: trying again with the remote given anew");
+                *self.remote.lock().unwrap_or_else(PoisonError::into_inner) = fresh.clone();
+                op(&fresh)
+            }
+            Err(why) => {
+                tracing::warn!(%why, "state branch: cannot get the repository's credentials anew");
+                Err(failed)
+            }
+        }
+    }
+
     fn fetch(&self, inner: &mut Inner) -> Result<(), LedgerError> {
         self.counters.fetches.fetch_add(1, Ordering::Relaxed);
-        let tip = fetch_branch(
-            &inner.repo,
-            &self.opts.remote,
-            &self.opts.branch,
-            TRACKING_REF,
-            self.opts.network_timeout,
-        )
-        .map_err(|e| self.storage("fetch the state branch", e))?;
+        let tip = self
+            .with_remote(|remote| {
+                fetch_branch(
+                    &inner.repo,
+                    remote,
+                    &self.opts.branch,
+                    TRACKING_REF,
+                    self.opts.network_timeout,
+                )
+            })
+            .map_err(|e| self.storage("fetch the state branch", e))?;
         inner.tip = tip;
         inner.fetched = true;
         Ok(())
@@ -387,15 +449,18 @@ impl GithubState {
                 } => {
                     let commit = self.commit(&inner, &appends, &message)?;
                     self.counters.pushes.fetch_add(1, Ordering::Relaxed);
-                    let outcome = push_branch_cas(
-                        &inner.repo,
-                        &self.opts.remote,
-                        &self.opts.branch,
-                        commit,
-                        inner.tip,
-                        self.opts.network_timeout,
-                    )
-                    .map_err(|e| self.storage("push to the state branch", e))?;
+                    let outcome = self
+                        .with_remote(|remote| {
+                            push_branch_cas(
+                                &inner.repo,
+                                remote,
+                                &self.opts.branch,
+                                commit,
+                                inner.tip,
+                                self.opts.network_timeout,
+                            )
+                        })
+                        .map_err(|e| self.storage("push to the state branch", e))?;
                     match outcome {
                         CasOutcome::Updated => {
                             inner.tip = Some(commit);
@@ -514,31 +579,11 @@ fn backoff(rejections: u32) -> Duration {
     Duration::from_millis(base * (500 + jitter) / 1000)
 }
 
-fn to_millis(t: Timestamp) -> Timestamp {
-    Timestamp::from_millisecond(t.as_millisecond()).unwrap_or(t)
-}
-
-fn after(t: Timestamp, d: Duration) -> Timestamp {
-    SignedDuration::try_from(d)
-        .ok()
-        .and_then(|d| t.checked_add(d).ok())
-        .map(to_millis)
-        .unwrap_or(Timestamp::MAX)
-}
-
 impl Ledger for GithubState {
     fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome, LedgerError> {
-        if !req.amount.is_positive() {
-            return Err(LedgerError::InvalidAmount {
-                run_id: req.run_id.clone(),
-                op: "reserve",
-                amount: req.amount,
-                why: "a reservation must be positive",
-            });
-        }
-        let now = to_millis(req.now);
-        let day = utc_day(now);
-        let expires_at = after(now, req.wall_clock.saturating_add(req.grace));
+        req.check_amount()?;
+        let reservation = Reservation::new(req);
+        let day = reservation.day;
         self.transact(|snap| {
             let ledger = snap.day(day).map_err(|e| self.bad_log(e))?;
             if ledger.entries.contains_key(&req.run_id) {
@@ -557,8 +602,8 @@ impl Ledger for GithubState {
                 amount_micros: req.amount.micros(),
                 cap_micros: req.cap.micros(),
                 max_runs: req.max_runs,
-                at: now,
-                expires_at,
+                at: reservation.reserved_at,
+                expires_at: reservation.expires_at,
                 host: self.host.clone(),
             };
             Ok(Step::Write {
@@ -567,15 +612,7 @@ impl Ledger for GithubState {
                     "reserve {} for {}#{} ({})",
                     req.amount, req.repo, req.issue, req.run_id
                 ),
-                value: ReserveOutcome::Reserved(Reservation {
-                    run_id: req.run_id.clone(),
-                    repo: req.repo.clone(),
-                    issue: req.issue,
-                    day,
-                    amount: req.amount,
-                    reserved_at: now,
-                    expires_at,
-                }),
+                value: ReserveOutcome::Reserved(reservation.clone()),
             })
         })
     }
@@ -586,14 +623,6 @@ impl Ledger for GithubState {
         actual: Usd,
         now: Timestamp,
     ) -> Result<Settlement, LedgerError> {
-        if actual < Usd::ZERO {
-            return Err(LedgerError::InvalidAmount {
-                run_id: run_id.clone(),
-                op: "settle",
-                amount: actual,
-                why: "a cost cannot be negative",
-            });
-        }
         let now = to_millis(now);
         self.transact(|snap| {
             let (day, ledger) = snap
@@ -602,18 +631,7 @@ impl Ledger for GithubState {
                 .ok_or_else(|| LedgerError::UnknownRun {
                     run_id: run_id.clone(),
                 })?;
-            let entry = &ledger.entries[run_id];
-            let was_expired = match entry.state {
-                EntryState::Reserved => false,
-                EntryState::Expired => true,
-                state @ (EntryState::Settled | EntryState::Released) => {
-                    return Err(LedgerError::WrongState {
-                        run_id: run_id.clone(),
-                        op: "settle",
-                        state,
-                    });
-                }
-            };
+            let settlement = check_settle(&ledger.entries[run_id], actual)?;
             let line = Line::Settle {
                 run: run_id.clone(),
                 cost_micros: actual.micros(),
@@ -622,14 +640,7 @@ impl Ledger for GithubState {
             Ok(Step::Write {
                 appends: vec![(day_path(day), line.render())],
                 message: format!("settle {} at {actual}", run_id),
-                value: Settlement {
-                    run_id: run_id.clone(),
-                    day,
-                    reserved: entry.reserved,
-                    cost: actual,
-                    overspent: actual > entry.reserved,
-                    was_expired,
-                },
+                value: settlement,
             })
         })
     }
@@ -643,14 +654,7 @@ impl Ledger for GithubState {
                 .ok_or_else(|| LedgerError::UnknownRun {
                     run_id: run_id.clone(),
                 })?;
-            let state = ledger.entries[run_id].state;
-            if state != EntryState::Reserved {
-                return Err(LedgerError::WrongState {
-                    run_id: run_id.clone(),
-                    op: "release",
-                    state,
-                });
-            }
+            check_release(&ledger.entries[run_id])?;
             let line = Line::Release {
                 run: run_id.clone(),
                 at: now,
@@ -780,4 +784,94 @@ impl StateStore for GithubState {
     fn expire_dead(&self, _now: Timestamp) -> Result<Vec<Expired>, LedgerError> {
         Ok(Vec::new())
     }
+
+    /// The branch's entries (replayed; no owner: the branch records only the host, and the
+    /// clock alone expires its reservations), then this machine's journal and named values.
+    fn export_records(&self) -> Result<Vec<Record>, LedgerError> {
+        let entries = self.read(|snap| snap.all_entries())?;
+        let mut out: Vec<Record> = entries
+            .iter()
+            .map(|e| Record::Entry(EntryRecord::new(e, None)))
+            .collect();
+        out.extend(
+            self.local
+                .export_records()?
+                .into_iter()
+                .filter(|r| !matches!(r, Record::Entry(_))),
+        );
+        Ok(out)
+    }
+
+    /// Entries go to the branch in one commit (one push): each as the lines that replay to it,
+    /// its reservation line carrying no limits of its own (it is history: the cap does not
+    /// refuse it, and it counts against its day). Events and named values go to this machine's
+    /// journal. Conflicts in either are found before anything is written.
+    fn import_records(&self, records: &[Record]) -> Result<ImportSummary, LedgerError> {
+        let (entries, local): (Vec<Record>, Vec<Record>) = records
+            .iter()
+            .cloned()
+            .partition(|r| matches!(r, Record::Entry(_)));
+        plan_import(&self.local.export_records()?, &local)?;
+        let on_branch = self.transact(|snap| {
+            let current: Vec<Record> = snap
+                .all_entries()
+                .map_err(|e| self.bad_log(e))?
+                .iter()
+                .map(|e| Record::Entry(EntryRecord::new(e, None)))
+                .collect();
+            let plan = plan_import(&current, &entries)?;
+            if plan.entries.is_empty() {
+                return Ok(Step::Done(plan.summary));
+            }
+            let appends = plan
+                .entries
+                .iter()
+                .flat_map(|e| {
+                    import_lines(e)
+                        .into_iter()
+                        .map(move |line| (day_path(e.day), line.render()))
+                })
+                .collect();
+            Ok(Step::Write {
+                appends,
+                message: format!("import {} ledger entries", plan.entries.len()),
+                value: plan.summary,
+            })
+        })?;
+        let here = self.local.import_records(&local)?;
+        Ok(ImportSummary {
+            entries_added: on_branch.entries_added,
+            entries_present: on_branch.entries_present,
+            ..here
+        })
+    }
+}
+
+/// The log lines that replay to an imported entry: its reservation, without limits of its own
+/// (the largest cap and run count), then how it ended.
+fn import_lines(e: &EntryRecord) -> Vec<Line> {
+    let mut lines = vec![Line::Reserve {
+        run: e.run_id.clone(),
+        repo: e.repo.clone(),
+        issue: e.issue,
+        amount_micros: e.reserved_micros,
+        cap_micros: i64::MAX,
+        max_runs: u32::MAX,
+        at: e.reserved_at,
+        expires_at: e.expires_at,
+        host: e.owner.as_ref().map(|o| o.host.clone()),
+    }];
+    let run = e.run_id.clone();
+    let at = e.closed_at.unwrap_or(e.reserved_at);
+    match e.state {
+        EntryState::Reserved => {}
+        EntryState::Settled => lines.push(Line::Settle {
+            run,
+            cost_micros: e.cost_micros.unwrap_or(0),
+            at,
+        }),
+        EntryState::Released => lines.push(Line::Release { run, at }),
+        EntryState::Expired => lines.push(Line::Expire { run, at }),
+    }
+    lines
 }

@@ -14,7 +14,9 @@ use issueloop_ledger::{
     EntryState, Event, Journal, Ledger, ReserveOutcome, ReserveRequest, RunId, RunStatus,
     SkipReason, Usd, utc_day,
 };
-use issueloop_state_github::{DEFAULT_BRANCH, GithubState, GithubStateOptions, Line};
+use issueloop_state_github::{
+    DEFAULT_BRANCH, GithubState, GithubStateOptions, Line, RemoteRefresh,
+};
 use issueloop_workspace::RemoteSpec;
 use jiff::Timestamp;
 
@@ -304,4 +306,53 @@ fn a_finished_run_leaves_a_summary_on_the_branch() {
         serde_json::json!(["run_started", "run_finished"])
     );
     assert!(tree.get_path(Path::new("issueloop-state.json")).is_ok());
+}
+
+/// A fetch or push that fails (an installation token that expired, here a remote that is gone)
+/// is tried once more with the remote the options give anew; later operations keep the new
+/// one. Without a new one, the first error is what the caller sees.
+#[test]
+fn a_failed_fetch_or_push_is_tried_again_with_the_remote_given_anew() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let remote = Remote::new();
+    let now: Timestamp = NOW.parse().unwrap();
+    let asked = Arc::new(AtomicUsize::new(0));
+    let home = remote.dir.path().join("refreshed");
+    let mut opts = GithubStateOptions::new(
+        RemoteSpec::new(
+            remote.dir.path().join("gone.git").display().to_string(),
+            None,
+        ),
+        home.join("cache/state.git"),
+        home.join("state.sqlite"),
+    );
+    let (url, count) = (remote.url(), asked.clone());
+    opts.refresh = Some(RemoteRefresh(Arc::new(move || {
+        count.fetch_add(1, Ordering::SeqCst);
+        Ok(RemoteSpec::new(url.display().to_string(), None))
+    })));
+    let store = GithubState::open(opts).unwrap();
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        1,
+        "the first fetch failed once"
+    );
+    let run = RunId::parse("r-1").unwrap();
+    store.reserve(&req("r-1", 0.5, 1.0, now)).unwrap();
+    store.settle(&run, Usd::from_dollars(0.25), now).unwrap();
+    assert_eq!(asked.load(Ordering::SeqCst), 1, "the new remote is kept");
+    assert_eq!(remote.branch_commits(), 2);
+
+    // No remote to be had: the caller sees the fetch's own failure.
+    let mut opts = GithubStateOptions::new(
+        RemoteSpec::new(
+            remote.dir.path().join("gone.git").display().to_string(),
+            None,
+        ),
+        home.join("cache2/state.git"),
+        home.join("state2.sqlite"),
+    );
+    opts.refresh = Some(RemoteRefresh(Arc::new(|| Err("the forge is down".into()))));
+    let err = GithubState::open(opts).unwrap_err().to_string();
+    assert!(err.contains("fetch the state branch"), "{err}");
 }
