@@ -19,7 +19,7 @@ use issueloop_workspace::{Credentials, RemoteSpec};
 pub async fn open_store(
     config: &Config,
     env: &Env,
-    forge: &Arc<dyn Forge>,
+    forge: &Arc<Forge>,
     access: Access,
 ) -> Result<Option<Arc<dyn StateStore>>, LedgerError> {
     let refresh = tokio::runtime::Handle::try_current()
@@ -43,7 +43,7 @@ pub async fn open_store(
 /// runtime.
 struct Refresh {
     runtime: tokio::runtime::Handle,
-    forge: Arc<dyn Forge>,
+    forge: Arc<Forge>,
 }
 
 /// How long a store waits for the forge to give the remote anew.
@@ -129,7 +129,7 @@ pub fn open_store_blocking(
 async fn open_with(
     config: &Config,
     env: &Env,
-    forge: &dyn Forge,
+    forge: &Forge,
     access: Access,
     local: Local,
     refresh: Option<Refresh>,

@@ -5,6 +5,7 @@
 
 mod support;
 
+use support::snap::{run_once_with_summary, runs_show, settings};
 use support::{Knobs, MAINTAINER, World, run_of};
 
 #[test]
@@ -15,7 +16,7 @@ fn a_good_change_yields_exactly_one_draft_pr_and_a_settled_ledger() {
         "scenario: good\ncost: 0.40\n\n## Acceptance\n- [ ] feature() returns 42",
         MAINTAINER,
     );
-    let (code, report, stderr) = w.run_once(&[]);
+    let (code, report, stderr, summary) = run_once_with_summary(&w, &[]);
     assert_eq!(code, Some(0), "{stderr}");
     let run = run_of(&report, n);
     assert_eq!(run["status"], "pr_opened", "{report:#}\n{stderr}");
@@ -24,9 +25,13 @@ fn a_good_change_yields_exactly_one_draft_pr_and_a_settled_ledger() {
 
     let pulls = w.pulls();
     assert_eq!(pulls.len(), 1, "{pulls:?}");
-    assert!(pulls[0].contains("draft = true"), "{}", pulls[0]);
-    assert!(pulls[0].contains("Closes #1"));
-    assert!(pulls[0].contains("<!-- issueloop:issue=1 -->"));
+    settings(&w).bind(|| {
+        // The PR record: draft, `Closes #1`, the hidden marker, the body as a reviewer reads it.
+        insta::assert_snapshot!("e2e_local__good_change_pr", pulls[0]);
+        // The issue with its labels and the outcome comment.
+        insta::assert_snapshot!("e2e_local__good_change_issue", w.issue_text(n));
+        insta::assert_snapshot!("e2e_local__good_change_job_summary", summary);
+    });
     let labels = w.labels(n);
     assert!(labels.contains(&"loop:pr-opened".to_owned()), "{labels:?}");
     assert!(
@@ -66,6 +71,8 @@ fn a_good_change_yields_exactly_one_draft_pr_and_a_settled_ledger() {
     }
     assert_eq!(status.id(), "succeeded");
     assert!(w.worktrees_left().is_empty(), "{:?}", w.worktrees_left());
+    let shown = runs_show(&w, &journal[0].0);
+    settings(&w).bind(|| insta::assert_snapshot!("e2e_local__good_change_runs_show", shown));
 
     // A second tick converges: no second PR, no second run.
     let (code, report, stderr) = w.run_once(&[]);
@@ -97,12 +104,9 @@ fn a_policy_violation_fails_the_issue_without_a_push() {
     let labels = w.labels(n);
     assert!(labels.contains(&"loop:failed".to_owned()), "{labels:?}");
     assert!(!labels.contains(&"loop:in-progress".to_owned()));
-    let text = w.issue_text(n);
-    assert!(text.contains("policy_violation"), "{text}");
-    assert!(
-        text.contains(".github/workflows/ci.yml"),
-        "the comment names the violation: {text}"
-    );
+    // The outcome comment names the reason and the violation.
+    settings(&w)
+        .bind(|| insta::assert_snapshot!("e2e_local__policy_violation_issue", w.issue_text(n)));
     assert_eq!(
         w.agent_calls(),
         ["execute denied"],
@@ -161,8 +165,9 @@ fn the_daily_cap_makes_later_issues_skip() {
     let a = w.add_issue("First", "scenario: good\ncost: 1.0", MAINTAINER);
     let b = w.add_issue("Second", "scenario: good\ncost: 1.0", MAINTAINER);
     let c = w.add_issue("Third", "scenario: good\ncost: 1.0", MAINTAINER);
-    let (code, report, stderr) = w.run_once(&[]);
+    let (code, report, stderr, summary) = run_once_with_summary(&w, &[]);
     assert_eq!(code, Some(0), "{stderr}");
+    settings(&w).bind(|| insta::assert_snapshot!("e2e_local__daily_cap_job_summary", summary));
     assert_eq!(run_of(&report, a)["status"], "pr_opened", "{report:#}");
     assert_eq!(run_of(&report, b)["status"], "pr_opened");
     assert_eq!(run_of(&report, c)["status"], "skipped");

@@ -241,8 +241,9 @@ pub fn serve(args: ServeArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
 /// The end of a tick: JSON with `--json`, else the Markdown summary (also appended to
 /// `$GITHUB_STEP_SUMMARY` in Actions) and the annotations.
 pub fn show_report(report: &TickReport, env: &Env, json: bool) -> Result<(), CliError> {
-    let emitted =
-        crate::report::emit(report, env).map_err(|e| CliError::failed("summary", e.to_string()))?;
+    let judged = crate::pipeline::judge_tick(report);
+    let emitted = crate::report::emit(report, &judged, env)
+        .map_err(|e| CliError::failed("summary", e.to_string()))?;
     for line in &report.would {
         if json {
             tracing::info!("{line}");

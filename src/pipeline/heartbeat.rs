@@ -21,7 +21,7 @@ pub(crate) struct Heartbeat {
 
 impl Heartbeat {
     /// Starts renewing `claim`'s lease for `ttl` at a time.
-    pub(crate) fn start(forge: Arc<dyn Forge>, claim: Claim, ttl: Duration) -> Self {
+    pub(crate) fn start(forge: Arc<Forge>, claim: Claim, ttl: Duration) -> Self {
         let (tx, status) = watch::channel(LeaseStatus::Held {
             until: claim.lease.expires,
         });

@@ -30,8 +30,8 @@ use crate::report::{LedgerSummary, RunStatus, RunSummary, TickReport};
 use crate::shutdown::ShutdownSignal;
 
 pub use outcome::{
-    Ending, INFRASTRUCTURE_REASONS, Reason, RunFailure, TickVerdict, agent_failure,
-    agent_start_failure, ending,
+    Ending, INFRASTRUCTURE_REASONS, Reason, RunFailure, SKIPS_WORTH_A_WARNING, TickVerdict,
+    agent_failure, agent_start_failure, ending, judge_tick,
 };
 
 /// Key of the forge's poll state in the state store.
@@ -43,7 +43,7 @@ const POSTED_COMMENTS_KEY: &str = "forge.posted_comments";
 pub struct Pipeline {
     pub config: Arc<Config>,
     pub env: Env,
-    pub forge: Arc<dyn Forge>,
+    pub forge: Arc<Forge>,
     /// The ledger, journal and named values of the configured `[state] backend`.
     pub store: Arc<dyn StateStore>,
     pub workspace: Workspace,
@@ -399,8 +399,8 @@ impl Pipeline {
             skipped.detail
         );
         if let Some(distrust) = skipped.distrust.as_ref().filter(|d| d.say_so_in_comment) {
-            let body = issueloop_triage::trust_comment(skipped.number, distrust);
-            let marker = issueloop_triage::trust_comment_marker(skipped.number);
+            let body = issueloop_publish::trust_comment(skipped.number, distrust);
+            let marker = issueloop_publish::trust_comment_marker(skipped.number);
             if opts.dry_run {
                 report.would.push(format!(
                     "would comment on {}#{} that the body was edited after labelling",
@@ -505,18 +505,19 @@ impl Pipeline {
                         })
                     })
                     .map_or_else(|| "(unknown)".to_owned(), |r| r.run_id.to_string());
-                let comment = issueloop_triage::outcome_comment(&issueloop_triage::CommentInput {
-                    issue_number: number,
-                    run_id,
-                    outcome: issueloop_triage::RunOutcome::Published {
-                        pr_number: pr.number,
-                        pr_url: pr.url.clone(),
-                        draft: pr.draft,
-                        updated: false,
-                        budget: None,
-                    },
-                });
-                let marker = issueloop_triage::comment_marker(number);
+                let comment =
+                    issueloop_publish::outcome_comment(&issueloop_publish::CommentInput {
+                        issue_number: number,
+                        run_id,
+                        outcome: issueloop_publish::RunOutcome::Published {
+                            pr_number: pr.number,
+                            pr_url: pr.url.clone(),
+                            draft: pr.draft,
+                            updated: false,
+                            budget: None,
+                        },
+                    });
+                let marker = issueloop_publish::comment_marker(number);
                 self.forge
                     .upsert_comment(repo, number, &marker, &comment)
                     .await?;

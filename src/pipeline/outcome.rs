@@ -8,7 +8,7 @@ use issueloop_ledger::SkipReason as BudgetSkip;
 use issueloop_runtime::{BackendOutcome, RuntimeError, Status};
 use issueloop_triage::SkipReason as SelectionSkip;
 
-use crate::report::{RunStatus, TickReport};
+use crate::report::{RunStatus, TickJudgement, TickReport};
 
 /// Why a run did not open a PR. The id is stable: it appears in comments, the journal, the job
 /// summary and `--json`.
@@ -221,6 +221,28 @@ pub fn ending(reason: Option<Reason>) -> Ending {
     match reason {
         Some(r) if INFRASTRUCTURE_REASONS.contains(&r) => Ending::Infrastructure,
         _ => Ending::AsDesigned,
+    }
+}
+
+/// Skip reasons that mean "the limits stopped work today": worth a warning in Actions. The
+/// others (`claimed`, `has_open_pr`, …) are routine and stay out of the annotations.
+pub const SKIPS_WORTH_A_WARNING: [Reason; 5] = [
+    Reason::Budget(BudgetSkip::DailyCapReached),
+    Reason::Budget(BudgetSkip::DailyRunsReached),
+    Reason::Budget(BudgetSkip::BelowMinimum),
+    Reason::Selection(SelectionSkip::UntrustedLabel),
+    Reason::Selection(SelectionSkip::BodyEditedAfterLabel),
+];
+
+/// What the job summary and the annotations say of a tick (`publish` words it): the runs that
+/// failed for an infrastructure reason, and which skips warn.
+pub fn judge_tick(report: &TickReport) -> TickJudgement {
+    TickJudgement {
+        infrastructure: TickVerdict::of(report).infrastructure,
+        warning_skips: SKIPS_WORTH_A_WARNING
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
     }
 }
 
@@ -504,6 +526,39 @@ mod tests {
         assert_eq!(
             v.explanation().unwrap(),
             "the tick failed (infrastructure failure: acme/app#3: workspace_error)"
+        );
+    }
+
+    #[test]
+    fn the_summary_is_told_the_infrastructure_failures_and_which_skips_warn() {
+        use RunStatus::{Failed, Skipped};
+        let judged = judge_tick(&report(
+            &[
+                (3, Failed, Some("workspace_error")),
+                (4, Skipped, Some("daily_cap_reached")),
+            ],
+            &[],
+        ));
+        assert_eq!(judged.infrastructure, ["acme/app#3: workspace_error"]);
+        assert_eq!(
+            judged.warning_skips,
+            [
+                "daily_cap_reached",
+                "daily_runs_reached",
+                "below_minimum_budget",
+                "untrusted_label",
+                "body_edited_after_label"
+            ]
+        );
+        let md = crate::report::job_summary_markdown(
+            &report(&[(3, Failed, Some("workspace_error"))], &[]),
+            &judged,
+        );
+        assert!(
+            md.contains(
+                "**Infrastructure failure** (the tick exits 1): `acme/app#3: workspace_error`"
+            ),
+            "{md}"
         );
     }
 

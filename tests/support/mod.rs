@@ -449,4 +449,5 @@ pub fn run_of(report: &serde_json::Value, issue: u64) -> &serde_json::Value {
 pub mod hostile_git;
 pub mod lease;
 pub mod model_server;
+pub mod snap;
 pub mod state_github;

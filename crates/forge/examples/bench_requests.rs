@@ -23,11 +23,10 @@ use std::time::Instant;
 use issueloop_config::{Config, Env, RepoName};
 use issueloop_fake_github::{FakeGithub, FakeOptions, RepoSpec, TOKEN};
 use issueloop_forge::{
-    ClaimOutcome, ClaimRequest, Forge, GithubForge, PollState, Release, RequestStats, SystemClock,
+    ClaimOutcome, ClaimRequest, GithubForge, PollState, Release, RequestStats, SystemClock,
 };
-use issueloop_triage::{
-    claim_stale_after, comment_marker, fingerprint, select, trust_comment, trust_comment_marker,
-};
+use issueloop_publish::{comment_marker, trust_comment, trust_comment_marker};
+use issueloop_triage::{claim_stale_after, fingerprint, select};
 
 const REPO: &str = "acme/big";
 const IDLE_BUDGET: u64 = 1;

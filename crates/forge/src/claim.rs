@@ -15,6 +15,7 @@
 use std::time::Duration;
 
 use issueloop_config::RepoName;
+use issueloop_publish::claims;
 use issueloop_triage::{ClaimFacts, ClaimState, LeaseFacts, claim_state};
 use jiff::Timestamp;
 use serde::Serialize;
@@ -35,7 +36,7 @@ pub struct ClaimRequest {
     /// Age after which a claim *without a lease record* is stale: the run's wall-clock budget
     /// plus grace (`issueloop_triage::claim_stale_after`). Claims with a lease ignore it.
     pub stale_after: Duration,
-    /// Comment posted when a stale claim is taken over (`issueloop_triage::takeover_comment`);
+    /// Comment posted when a stale claim is taken over (`issueloop_publish::takeover_comment`);
     /// the forge writes a short one of its own when `None`. Its time refreshes the claim.
     pub takeover_comment: Option<String>,
     /// Who holds the lease: the run's id.
@@ -108,20 +109,12 @@ impl BusyReason {
     /// The reason in words, for a person (the id stays in JSON and the journal).
     pub fn describe(&self) -> String {
         match self {
-            BusyReason::ClaimedByAnotherRun { since } => format!(
-                "another run claimed it at {} and the claim is not stale yet",
-                since.strftime("%Y-%m-%d %H:%M:%S UTC")
-            ),
-            BusyReason::BranchJustCreated { branch } => format!(
-                "another runner has just created branch `{branch}` and not labelled the issue yet \
-                 (if no run is working on it, delete the branch)"
-            ),
-            BusyReason::BranchVanished { branch } => format!(
-                "branch `{branch}` disappeared while it was being claimed; the next tick tries again"
-            ),
-            BusyReason::TakeoverLost { .. } => {
-                "another runner took over the same stale claim first".to_owned()
+            BusyReason::ClaimedByAnotherRun { since } => {
+                claims::busy_claimed_by_another_run(*since)
             }
+            BusyReason::BranchJustCreated { branch } => claims::busy_branch_just_created(branch),
+            BusyReason::BranchVanished { branch } => claims::busy_branch_vanished(branch),
+            BusyReason::TakeoverLost { .. } => claims::busy_takeover_lost(),
         }
     }
 }
@@ -146,20 +139,13 @@ impl TakeoverReason {
     /// One sentence for a person (logs and comments carry this, never the debug form).
     pub fn describe(&self) -> String {
         match self {
-            TakeoverReason::LeaseExpired { holder, expired_at } => format!(
-                "the lease of run `{holder}` expired at {} without a renewal",
-                expired_at.strftime("%Y-%m-%d %H:%M:%S UTC")
-            ),
-            TakeoverReason::StaleClaim { since, age_secs } => format!(
-                "the claim without a lease, made at {}, is {} old: past the run's wall clock \
-                 plus grace",
-                since.strftime("%Y-%m-%d %H:%M:%S UTC"),
-                issueloop_config::human_duration(std::time::Duration::from_secs(*age_secs))
-            ),
-            TakeoverReason::LeftoverBranch { sha } => format!(
-                "the branch was left at `{}` by a run that ended without cleaning up",
-                sha.get(..12).unwrap_or(sha)
-            ),
+            TakeoverReason::LeaseExpired { holder, expired_at } => {
+                claims::takeover_lease_expired(holder, *expired_at)
+            }
+            TakeoverReason::StaleClaim { since, age_secs } => {
+                claims::takeover_stale_claim(*since, *age_secs)
+            }
+            TakeoverReason::LeftoverBranch { sha } => claims::takeover_leftover_branch(sha),
         }
     }
 }
@@ -301,17 +287,8 @@ impl LeaseLost {
     /// One sentence for a person.
     pub fn describe(&self) -> String {
         match self {
-            LeaseLost::TakenOver { holder: Some(h) } => format!(
-                "the claim's lease was lost: run `{h}` holds the issue now, so this run stops \
-                 without publishing"
-            ),
-            LeaseLost::TakenOver { holder: None } => "the claim's lease was lost: its record is \
-                 gone, so this run stops without publishing"
-                .to_owned(),
-            LeaseLost::Lapsed { expired, error } => format!(
-                "the claim's lease could not be renewed before it expired at {expired} ({error}), \
-                 so this run stops without publishing"
-            ),
+            LeaseLost::TakenOver { holder } => claims::lease_taken_over(holder.as_deref()),
+            LeaseLost::Lapsed { expired, error } => claims::lease_lapsed(*expired, error),
         }
     }
 }

@@ -1,11 +1,11 @@
 //! Everything that talks to a forge: finding labelled issues with the facts triage decides on,
 //! claiming one atomically, publishing exactly one draft PR and one outcome comment, labels, and
-//! the push remote. Two implementations share one trait: [`github::GithubForge`] (octocrab, token
-//! or GitHub App, Enterprise Server) and [`local::LocalForge`] (a folder of Markdown files and a
-//! git repository, for trying issueloop without a token).
+//! the push remote. Two implementations, one enum [`Forge`] over them: [`github::GithubForge`]
+//! (octocrab, token or GitHub App, Enterprise Server) and [`local::LocalForge`] (a folder of
+//! Markdown files and a git repository, for trying issueloop without a token).
 //!
-//! The pipeline holds an `Arc<dyn Forge>` (see [`open_forge`]): the trait's methods return boxed
-//! futures ([`ForgeFuture`]) so it stays object-safe and `Send`.
+//! The pipeline holds an `Arc<Forge>` (see [`open_forge`]). An enum, not a trait object: there
+//! are exactly two forges, and plain `async fn`s need no boxed futures.
 
 pub mod claim;
 pub mod clock;
@@ -14,11 +14,9 @@ pub mod github;
 pub mod local;
 pub mod poll;
 mod stats;
-pub mod text;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use issueloop_config::{Config, Env, ForgeKind, RepoName, Secret};
 use issueloop_triage::{CandidateFacts, Permission, PrRef};
@@ -35,92 +33,140 @@ pub use local::LocalForge;
 pub use poll::{PollState, RepoPoll};
 pub use stats::RequestStats;
 
-/// The future every [`Forge`] method returns.
-pub type ForgeFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ForgeError>> + Send + 'a>>;
-
 /// Login written for edits whose author the forge cannot know (GitHub's REST API records no body
 /// edits; see `docs/forges.md`). It is no valid login, so it never has a permission.
 pub const UNKNOWN_ACTOR: &str = "(unknown)";
 
-/// A forge: where issues and PRs live.
-pub trait Forge: Send + Sync {
-    fn kind(&self) -> ForgeKind;
+/// A forge: where issues and PRs live. An enum over the two implementations; each method
+/// matches on the variant and calls the forge's own method of the same name.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one forge is made per process and held in an `Arc`; its size is never copied"
+)]
+pub enum Forge {
+    Github(GithubForge),
+    Local(LocalForge),
+}
+
+/// Calls `$call` on the forge inside whichever variant `$forge` is.
+macro_rules! each {
+    ($forge:expr, $f:ident => $call:expr) => {
+        match $forge {
+            Forge::Github($f) => $call,
+            Forge::Local($f) => $call,
+        }
+    };
+}
+
+impl Forge {
+    pub fn kind(&self) -> ForgeKind {
+        each!(self, f => f.kind())
+    }
 
     /// Default branch, its head commit, and where to push.
-    fn repo_info<'a>(&'a self, repo: &'a RepoName) -> ForgeFuture<'a, RepoInfo>;
+    pub async fn repo_info(&self, repo: &RepoName) -> Result<RepoInfo, ForgeError> {
+        each!(self, f => f.repo_info(repo).await)
+    }
 
     /// Open issues carrying the pickup label (pull requests dropped), with their facts. `poll` is
     /// the repository's slice of the caller's persisted [`PollState`]; it is updated in place.
-    fn candidates<'a>(
-        &'a self,
-        repo: &'a RepoName,
-        poll: &'a mut RepoPoll,
-    ) -> ForgeFuture<'a, Vec<CandidateFacts>>;
+    pub async fn candidates(
+        &self,
+        repo: &RepoName,
+        poll: &mut RepoPoll,
+    ) -> Result<Vec<CandidateFacts>, ForgeError> {
+        each!(self, f => f.candidates(repo, poll).await)
+    }
 
     /// Fresh facts of one issue, nothing cached (`None` when it does not exist).
-    fn issue_facts<'a>(
-        &'a self,
-        repo: &'a RepoName,
+    pub async fn issue_facts(
+        &self,
+        repo: &RepoName,
         issue: u64,
-    ) -> ForgeFuture<'a, Option<CandidateFacts>>;
+    ) -> Result<Option<CandidateFacts>, ForgeError> {
+        each!(self, f => f.issue_facts(repo, issue).await)
+    }
 
     /// `login`'s permission on the repository ([`Permission::None`] for strangers).
-    fn permission<'a>(&'a self, repo: &'a RepoName, login: &'a str) -> ForgeFuture<'a, Permission>;
+    pub async fn permission(&self, repo: &RepoName, login: &str) -> Result<Permission, ForgeError> {
+        each!(self, f => f.permission(repo, login).await)
+    }
 
     /// Claims an issue for a run (see [`claim`] for the protocol).
-    fn claim<'a>(&'a self, request: &'a ClaimRequest) -> ForgeFuture<'a, ClaimOutcome>;
+    pub async fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome, ForgeError> {
+        each!(self, f => f.claim(request).await)
+    }
 
     /// Renews the lease of a claim this process holds for another `ttl` from now: a
     /// compare-and-swap against the lease it last wrote, so a claim another run took over is
     /// reported [`Renewal::Lost`], never overwritten.
-    fn renew<'a>(&'a self, claim: &'a Claim, ttl: std::time::Duration) -> ForgeFuture<'a, Renewal>;
+    pub async fn renew(&self, claim: &Claim, ttl: Duration) -> Result<Renewal, ForgeError> {
+        each!(self, f => f.renew(claim, ttl).await)
+    }
 
     /// Gives a claim up: the in-progress label goes, the lease and the takeover lock go, and the
     /// branch too with [`Release::DeleteBranch`].
-    fn release<'a>(&'a self, claim: &'a Claim, release: Release) -> ForgeFuture<'a, ()>;
+    pub async fn release(&self, claim: &Claim, release: Release) -> Result<(), ForgeError> {
+        each!(self, f => f.release(claim, release).await)
+    }
 
     /// The open PR for `branch`, else the open PR whose body carries the issue's hidden marker.
-    fn find_pr<'a>(
-        &'a self,
-        repo: &'a RepoName,
+    pub async fn find_pr(
+        &self,
+        repo: &RepoName,
         issue: u64,
-        branch: &'a str,
-    ) -> ForgeFuture<'a, Option<PrRef>>;
+        branch: &str,
+    ) -> Result<Option<PrRef>, ForgeError> {
+        each!(self, f => f.find_pr(repo, issue, branch).await)
+    }
 
     /// Opens the issue's draft PR, or updates the one that exists (found by branch, else by
     /// `request.known`). Never opens a second one.
-    fn publish_pr<'a>(&'a self, request: &'a PrRequest) -> ForgeFuture<'a, PrOutcome>;
+    pub async fn publish_pr(&self, request: &PrRequest) -> Result<PrOutcome, ForgeError> {
+        each!(self, f => f.publish_pr(request).await)
+    }
 
     /// Creates the issue comment carrying `marker`, or updates it when it exists.
-    fn upsert_comment<'a>(
-        &'a self,
-        repo: &'a RepoName,
+    pub async fn upsert_comment(
+        &self,
+        repo: &RepoName,
         issue: u64,
-        marker: &'a str,
-        body: &'a str,
-    ) -> ForgeFuture<'a, CommentRef>;
+        marker: &str,
+        body: &str,
+    ) -> Result<CommentRef, ForgeError> {
+        each!(self, f => f.upsert_comment(repo, issue, marker, body).await)
+    }
 
-    fn add_labels<'a>(
-        &'a self,
-        repo: &'a RepoName,
+    pub async fn add_labels(
+        &self,
+        repo: &RepoName,
         issue: u64,
-        labels: &'a [String],
-    ) -> ForgeFuture<'a, ()>;
+        labels: &[String],
+    ) -> Result<(), ForgeError> {
+        each!(self, f => f.add_labels(repo, issue, labels).await)
+    }
 
     /// Removes a label; absent already is fine.
-    fn remove_label<'a>(
-        &'a self,
-        repo: &'a RepoName,
+    pub async fn remove_label(
+        &self,
+        repo: &RepoName,
         issue: u64,
-        label: &'a str,
-    ) -> ForgeFuture<'a, ()>;
+        label: &str,
+    ) -> Result<(), ForgeError> {
+        each!(self, f => f.remove_label(repo, issue, label).await)
+    }
 
     /// Where and how to push the run's branch (credentials for git's callback; never put them
     /// in a URL, a file or an environment).
-    fn push_target<'a>(&'a self, repo: &'a RepoName) -> ForgeFuture<'a, PushTarget>;
+    pub async fn push_target(&self, repo: &RepoName) -> Result<PushTarget, ForgeError> {
+        each!(self, f => f.push_target(repo).await)
+    }
 
     /// Requests made so far by this forge.
-    fn stats(&self) -> RequestStats;
+    pub fn stats(&self) -> RequestStats {
+        each!(self, f => f.stats())
+    }
 }
 
 /// What the forge knows about a repository.
@@ -164,8 +210,8 @@ pub struct PrRequest {
     pub base: String,
     /// Used when the PR is opened; an existing PR keeps the title a person may have edited.
     pub title: String,
-    /// issueloop's section (`issueloop_triage::pr_body`). An existing PR keeps the text a person
-    /// wrote around it (`issueloop_triage::replace_bot_section`). The hidden marker and
+    /// issueloop's section (`issueloop_publish::pr_body`). An existing PR keeps the text a person
+    /// wrote around it (`issueloop_publish::replace_bot_section`). The hidden marker and
     /// `Closes #N` are added when missing.
     pub body: String,
     /// The PR the candidate facts showed (`CandidateFacts::open_pr`), when any.
@@ -200,11 +246,12 @@ pub struct CommentRef {
 
 /// The forge the configuration names: GitHub (token from `GITHUB_TOKEN`/`GH_TOKEN`, or
 /// `[forge.app]`), or the local folder.
-pub async fn open_forge(config: &Config, env: &Env) -> Result<Arc<dyn Forge>, ForgeError> {
-    match config.forge.kind {
-        ForgeKind::Github => Ok(Arc::new(GithubForge::connect(config, env).await?)),
-        ForgeKind::Local => Ok(Arc::new(LocalForge::new(config))),
-    }
+pub async fn open_forge(config: &Config, env: &Env) -> Result<Arc<Forge>, ForgeError> {
+    let forge = match config.forge.kind {
+        ForgeKind::Github => Forge::Github(GithubForge::connect(config, env).await?),
+        ForgeKind::Local => Forge::Local(LocalForge::new(config)),
+    };
+    Ok(Arc::new(forge))
 }
 
 pub(crate) fn serialize_repo<S: serde::Serializer>(

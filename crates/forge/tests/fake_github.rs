@@ -148,7 +148,6 @@ async fn the_token_never_reaches_a_log_line() {
         let w = World::new().await;
         let n = w.approved_issue("Logged");
         let forge = w.forge().await;
-        use issueloop_forge::Forge;
         let mut poll = issueloop_forge::PollState::default();
         forge
             .candidates(&w.repo, poll.repo_mut(&w.repo))

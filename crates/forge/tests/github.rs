@@ -15,13 +15,11 @@ use common::{REPO, World, scenario};
 use issueloop_config::{DraftFallback, Env};
 use issueloop_fake_github::{FakeOptions, FaultKind, RepoSpec};
 use issueloop_forge::{
-    BusyReason, ClaimOutcome, ClaimRequest, Clock, Forge, ForgeError, Politeness, PollState,
-    PrAction, PrRequest, Release, TakeoverReason, UNKNOWN_ACTOR,
+    BusyReason, ClaimOutcome, ClaimRequest, Clock, ForgeError, Politeness, PollState, PrAction,
+    PrRequest, Release, TakeoverReason, UNKNOWN_ACTOR,
 };
-use issueloop_triage::{
-    Permission, SkipReason, claim_stale_after, comment_marker, pr_marker, select,
-    trust_comment_marker,
-};
+use issueloop_publish::{comment_marker, pr_marker, trust_comment_marker};
+use issueloop_triage::{Permission, SkipReason, claim_stale_after, select};
 
 fn claim_request(w: &World, issue: u64, branch: &str, base_sha: &str) -> ClaimRequest {
     ClaimRequest {
@@ -237,7 +235,7 @@ async fn body_edited_after_labelling_waits_for_a_new_label_and_says_so_once() {
         let distrust = selection.skipped[0].distrust.clone().unwrap();
         assert!(distrust.say_so_in_comment);
         for _ in 0..2 {
-            let text = issueloop_triage::trust_comment(n, &distrust);
+            let text = issueloop_publish::trust_comment(n, &distrust);
             forge
                 .upsert_comment(&w.repo, n, &trust_comment_marker(n), &text)
                 .await

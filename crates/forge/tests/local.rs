@@ -16,10 +16,11 @@ use std::time::Duration;
 use common::{git, scenario};
 use issueloop_config::{Config, ForgeKind, RepoName};
 use issueloop_forge::{
-    BusyReason, ClaimOutcome, ClaimRequest, Clock, Forge, ForgeError, LocalForge, ManualClock,
-    PollState, PrAction, PrRequest, Release, TakeoverReason,
+    BusyReason, ClaimOutcome, ClaimRequest, Clock, ForgeError, LocalForge, ManualClock, PollState,
+    PrAction, PrRequest, Release, TakeoverReason,
 };
-use issueloop_triage::{Permission, SkipReason, claim_stale_after, comment_marker, select};
+use issueloop_publish::comment_marker;
+use issueloop_triage::{Permission, SkipReason, claim_stale_after, select};
 use tempfile::TempDir;
 
 const DOCS: &str = include_str!("../../../docs/forges.md");

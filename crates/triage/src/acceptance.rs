@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::render::markdown::{Fence, ellipsize};
+use crate::markdown::{Fence, ellipsize};
 
 /// Only this much of a body is read (GitHub bodies are at most 65,536 characters).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;

@@ -1,12 +1,14 @@
-//! Pure decisions about issues: label trust, selection, acceptance criteria, PR body and comment
-//! rendering. No I/O: the forge gathers [`CandidateFacts`], this crate decides and renders text.
+//! Pure decisions about issues: label trust, selection, acceptance criteria, claim leases,
+//! fingerprints, and the Markdown primitives both issue parsing and `issueloop_publish` use. No
+//! I/O: the forge gathers [`CandidateFacts`], this crate decides; the words are
+//! `issueloop_publish`'s.
 
 pub mod acceptance;
 pub mod facts;
 pub mod fingerprint;
 pub mod lease;
+pub mod markdown;
 pub mod redact;
-pub mod render;
 pub mod select;
 pub mod trust;
 
@@ -18,13 +20,6 @@ pub use facts::{BodyEdit, CandidateFacts, ClaimFacts, Issue, LabelEvent, Permiss
 pub use fingerprint::fingerprint;
 pub use lease::{ClaimState, LeaseFacts, claim_state};
 pub use redact::redact;
-pub use render::{
-    BOT_SECTION_BEGIN, BOT_SECTION_END, BudgetSummary, CommentInput, DiffStat, Failure, FileStat,
-    GITHUB_TEXT_LIMIT, GateRow, PolicyVerdict, PrBodyInput, RunOutcome, StageRow,
-    TakeoverCommentInput, comment_marker, marked_issue, outcome_comment, pr_body, pr_marker,
-    pr_title, replace_bot_section, takeover_comment, takeover_comment_marker, trust_comment,
-    trust_comment_marker,
-};
 pub use select::{
     Selected, Selection, SkipReason, Skipped, claim_stale_after, run_wall_clock, select,
 };

@@ -371,7 +371,7 @@ fn human(d: SignedDuration) -> String {
 }
 
 fn human_std(d: Duration) -> String {
-    crate::render::markdown::duration(d)
+    crate::markdown::duration(d)
 }
 
 #[cfg(test)]

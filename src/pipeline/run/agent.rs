@@ -6,8 +6,8 @@ use std::time::Instant;
 use issueloop_config::Stage;
 use issueloop_ledger::Event;
 use issueloop_policy::ChangeFacts;
+use issueloop_publish::StageRow;
 use issueloop_runtime::{BackendOutcome, Brief, RunLimits};
-use issueloop_triage::StageRow;
 use issueloop_workspace::Worktree;
 
 use super::Run;

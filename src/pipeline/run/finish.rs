@@ -4,7 +4,7 @@
 
 use issueloop_forge::Release;
 use issueloop_ledger::Event;
-use issueloop_triage::{BudgetSummary, CommentInput, Failure, PolicyVerdict, RunOutcome};
+use issueloop_publish::{BudgetSummary, CommentInput, Failure, PolicyVerdict, RunOutcome};
 use jiff::Timestamp;
 
 use super::{Finished, Published, Run};
@@ -135,12 +135,12 @@ impl Run<'_> {
             &self.item.selected.repo,
             self.item.selected.number,
         );
-        let comment = issueloop_triage::outcome_comment(&CommentInput {
+        let comment = issueloop_publish::outcome_comment(&CommentInput {
             issue_number: number,
             run_id: self.item.run_id.to_string(),
             outcome,
         });
-        let marker = issueloop_triage::comment_marker(number);
+        let marker = issueloop_publish::comment_marker(number);
         if let Err(e) = forge.upsert_comment(repo, number, &marker, &comment).await {
             tracing::error!("cannot comment on the issue: {e}");
         }

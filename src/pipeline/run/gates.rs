@@ -9,7 +9,7 @@ use std::time::Instant;
 use issueloop_config::Stage;
 use issueloop_gates::{FailureKind, GateReport, GateStatus, GateVerdict};
 use issueloop_ledger::Event;
-use issueloop_triage::GateRow;
+use issueloop_publish::GateRow;
 use issueloop_workspace::Worktree;
 
 use super::prepare::Plan;

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use issueloop_forge::{ClaimOutcome, ClaimRequest};
 use issueloop_ledger::Event;
 use issueloop_policy::CompiledPolicy;
+use issueloop_publish::TakeoverCommentInput;
 use issueloop_runtime::SandboxDecision;
-use issueloop_triage::{AcceptanceCriteria, TakeoverCommentInput};
+use issueloop_triage::AcceptanceCriteria;
 use issueloop_workspace::{BaseRef, Credentials, RemoteSpec, Worktree};
 use jiff::Timestamp;
 
@@ -36,7 +37,7 @@ impl Run<'_> {
             issueloop_triage::claim_stale_after(&p.config.budget, &p.config.labels, &item.facts),
         );
         let takeover_comment = item.facts.claim.as_ref().map(|c| {
-            issueloop_triage::takeover_comment(&TakeoverCommentInput {
+            issueloop_publish::takeover_comment(&TakeoverCommentInput {
                 issue_number: item.selected.number,
                 run_id: item.run_id.to_string(),
                 claim_label: p.config.labels.in_progress.clone(),

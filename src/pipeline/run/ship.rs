@@ -3,7 +3,7 @@
 
 use issueloop_forge::{PrAction, PrRequest};
 use issueloop_ledger::Event;
-use issueloop_triage::{DiffStat, FileStat, PolicyVerdict, PrBodyInput};
+use issueloop_publish::{DiffStat, FileStat, PolicyVerdict, PrBodyInput};
 use issueloop_workspace::{RemoteSpec, WorkspaceError, Worktree};
 
 use super::judge::Change;
@@ -50,7 +50,7 @@ impl Run<'_> {
     ) -> Result<Published, RunFailure> {
         let item = &self.item;
         let number = item.selected.number;
-        let body = issueloop_triage::pr_body(&PrBodyInput {
+        let body = issueloop_publish::pr_body(&PrBodyInput {
             issue_number: number,
             issue_title: item.facts.issue.title.clone(),
             summary: self.summary.clone(),
@@ -80,7 +80,7 @@ impl Run<'_> {
                 issue: number,
                 branch: item.branch.clone(),
                 base: item.repo_info.default_branch.clone(),
-                title: issueloop_triage::pr_title(number, &item.facts.issue.title, false),
+                title: issueloop_publish::pr_title(number, &item.facts.issue.title, false),
                 body,
                 known: item.facts.open_pr.clone(),
             })

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use issueloop_config::{Labels, RepoName};
+use issueloop_publish::{marked_issue, takeover_comment_marker};
 use issueloop_triage::{
-    BodyEdit, CandidateFacts, ClaimFacts, Issue, LabelEvent, Permission, PrRef, marked_issue,
-    takeover_comment_marker,
+    BodyEdit, CandidateFacts, ClaimFacts, Issue, LabelEvent, Permission, PrRef,
 };
 use jiff::Timestamp;
 

@@ -11,9 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use issueloop_config::{Config, ForgeKind, Labels, RepoName};
+use issueloop_publish::{
+    ensure_marker, ensure_pr_body, marked_issue, replace_bot_section, takeover_comment_marker,
+};
 use issueloop_triage::{
-    BodyEdit, CandidateFacts, ClaimFacts, Issue, LabelEvent, Permission, PrRef, marked_issue,
-    replace_bot_section, takeover_comment_marker,
+    BodyEdit, CandidateFacts, ClaimFacts, Issue, LabelEvent, Permission, PrRef,
 };
 use jiff::Timestamp;
 
@@ -29,8 +31,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::ForgeError;
 use crate::poll::RepoPoll;
 use crate::stats::RequestStats;
-use crate::text::{ensure_marker, ensure_pr_body};
-use crate::{CommentRef, Forge, ForgeFuture, PrAction, PrOutcome, PrRequest, PushTarget, RepoInfo};
+use crate::{CommentRef, PrAction, PrOutcome, PrRequest, PushTarget, RepoInfo};
 
 const DEFAULT_BOT: &str = "issueloop";
 
@@ -359,7 +360,7 @@ impl LocalForge {
         Ok(out)
     }
 
-    async fn add_labels_impl(
+    pub async fn add_labels(
         &self,
         repo: &RepoName,
         n: u64,
@@ -388,7 +389,7 @@ impl LocalForge {
         .await
     }
 
-    async fn remove_label_impl(
+    pub async fn remove_label(
         &self,
         repo: &RepoName,
         n: u64,
@@ -410,7 +411,7 @@ impl LocalForge {
         .await
     }
 
-    async fn upsert_comment_impl(
+    pub async fn upsert_comment(
         &self,
         repo: &RepoName,
         n: u64,
@@ -448,7 +449,12 @@ impl LocalForge {
         .await
     }
 
-    async fn candidates_impl(&self, repo: &RepoName) -> Result<Vec<CandidateFacts>, ForgeError> {
+    /// Reads every issue file: there is no API quota to save, so `poll` is left as it is.
+    pub async fn candidates(
+        &self,
+        repo: &RepoName,
+        _poll: &mut RepoPoll,
+    ) -> Result<Vec<CandidateFacts>, ForgeError> {
         let file = self.repo_file(repo)?;
         let pulls = self.pulls(repo)?;
         let mut out = Vec::new();
@@ -469,7 +475,7 @@ impl LocalForge {
         Ok(out)
     }
 
-    async fn issue_facts_impl(
+    pub async fn issue_facts(
         &self,
         repo: &RepoName,
         n: u64,
@@ -483,7 +489,7 @@ impl LocalForge {
             .map(Some)
     }
 
-    async fn claim_impl(&self, req: &ClaimRequest) -> Result<ClaimOutcome, ForgeError> {
+    pub async fn claim(&self, req: &ClaimRequest) -> Result<ClaimOutcome, ForgeError> {
         let repo = &req.repo;
         let path = self.claim_path(repo, req.issue);
         let existing_branch = self.branch_sha(repo, &req.branch).await?;
@@ -527,21 +533,18 @@ impl LocalForge {
             write_atomic(&path, claim_text(&path, &file)?.as_bytes())?;
             (now, lease, took_over, held.and_then(|h| h.lease()))
         };
-        self.add_labels_impl(
+        self.add_labels(
             repo,
             req.issue,
             std::slice::from_ref(&self.labels.in_progress),
         )
         .await?;
-        if let Some(reason) = &took_over {
-            let text = req.takeover_comment.clone().unwrap_or_else(|| match (reason, &held_lease) {
-                (_, Some(old)) => format!(
-                    "issueloop is taking over a claim whose lease (run `{}`) expired at {} without a renewal.",
-                    old.holder, old.expires
-                ),
-                _ => "issueloop is taking over a stale claim on this issue.".to_owned(),
+        if took_over.is_some() {
+            let text = req.takeover_comment.clone().unwrap_or_else(|| {
+                let expired = held_lease.as_ref().map(|l| (l.holder.as_str(), l.expires));
+                issueloop_publish::claims::local_takeover_comment(expired)
             });
-            self.upsert_comment_impl(repo, req.issue, &takeover_comment_marker(req.issue), &text)
+            self.upsert_comment(repo, req.issue, &takeover_comment_marker(req.issue), &text)
                 .await?;
         }
         Ok(ClaimOutcome::Acquired(Claim {
@@ -559,7 +562,7 @@ impl LocalForge {
 
     /// Moves the lease's expiry forward, under the folder lock, if the claim file still names
     /// this run.
-    async fn renew_impl(&self, claim: &Claim, ttl: Duration) -> Result<Renewal, ForgeError> {
+    pub async fn renew(&self, claim: &Claim, ttl: Duration) -> Result<Renewal, ForgeError> {
         let path = self.claim_path(&claim.repo, claim.issue);
         let _lock = FolderLock::acquire(&self.dir(&claim.repo), self.timeout).await?;
         let Some(mut file) = self.claim_file(&claim.repo, claim.issue)? else {
@@ -577,7 +580,7 @@ impl LocalForge {
         })
     }
 
-    async fn release_impl(&self, claim: &Claim, release: Release) -> Result<(), ForgeError> {
+    pub async fn release(&self, claim: &Claim, release: Release) -> Result<(), ForgeError> {
         let repo = &claim.repo;
         if let Some(file) = self.claim_file(repo, claim.issue)?
             && file.run.as_deref().is_some_and(|r| r != claim.lease.holder)
@@ -605,7 +608,7 @@ impl LocalForge {
                 .await?;
             }
         }
-        self.remove_label_impl(repo, claim.issue, &self.labels.in_progress)
+        self.remove_label(repo, claim.issue, &self.labels.in_progress)
             .await?;
         if let Some(lock) = &claim.lock_ref {
             remove_if_present(Path::new(lock))?;
@@ -613,7 +616,7 @@ impl LocalForge {
         remove_if_present(&self.claim_path(repo, claim.issue))
     }
 
-    async fn publish_pr_impl(&self, req: &PrRequest) -> Result<PrOutcome, ForgeError> {
+    pub async fn publish_pr(&self, req: &PrRequest) -> Result<PrOutcome, ForgeError> {
         let repo = &req.repo;
         let section = ensure_pr_body(&req.body, req.issue);
         let bot = self.bot(repo)?;
@@ -682,7 +685,7 @@ impl LocalForge {
         })
     }
 
-    async fn repo_info_impl(&self, repo: &RepoName) -> Result<RepoInfo, ForgeError> {
+    pub async fn repo_info(&self, repo: &RepoName) -> Result<RepoInfo, ForgeError> {
         let file = self.repo_file(repo)?;
         let remote = self.remote(repo)?;
         let default_branch = match file.default_branch {
@@ -712,6 +715,43 @@ impl LocalForge {
             private: false,
         })
     }
+    pub async fn permission(&self, repo: &RepoName, login: &str) -> Result<Permission, ForgeError> {
+        let file = self.repo_file(repo)?;
+        Ok(parse_permission(
+            file.permissions.get(login).map(String::as_str),
+        ))
+    }
+
+    pub async fn find_pr(
+        &self,
+        repo: &RepoName,
+        issue: u64,
+        branch: &str,
+    ) -> Result<Option<PrRef>, ForgeError> {
+        let pulls = self.pulls(repo)?;
+        Ok(pulls
+            .iter()
+            .filter(|p| p.front.state == "open")
+            .find(|p| p.front.branch == branch)
+            .map(|p| self.pr_ref(repo, p))
+            .or_else(|| self.open_pr_for(&pulls, issue, repo)))
+    }
+
+    pub async fn push_target(&self, repo: &RepoName) -> Result<PushTarget, ForgeError> {
+        Ok(PushTarget {
+            url: self.remote(repo)?.display().to_string(),
+            credentials: None,
+        })
+    }
+
+    pub fn kind(&self) -> ForgeKind {
+        ForgeKind::Local
+    }
+
+    /// The local forge makes no HTTP requests.
+    pub fn stats(&self) -> RequestStats {
+        RequestStats::default()
+    }
 }
 
 fn claim_text(path: &Path, file: &ClaimFile) -> Result<String, ForgeError> {
@@ -740,116 +780,5 @@ fn parse_permission(text: Option<&str>) -> Permission {
         Some("triage") => Permission::Triage,
         Some("read") => Permission::Read,
         _ => Permission::None,
-    }
-}
-
-impl Forge for LocalForge {
-    fn kind(&self) -> ForgeKind {
-        ForgeKind::Local
-    }
-
-    fn repo_info<'a>(&'a self, repo: &'a RepoName) -> ForgeFuture<'a, RepoInfo> {
-        Box::pin(self.repo_info_impl(repo))
-    }
-
-    /// Reads every issue file: there is no API quota to save, so `poll` is left as it is.
-    fn candidates<'a>(
-        &'a self,
-        repo: &'a RepoName,
-        _poll: &'a mut RepoPoll,
-    ) -> ForgeFuture<'a, Vec<CandidateFacts>> {
-        Box::pin(self.candidates_impl(repo))
-    }
-
-    fn issue_facts<'a>(
-        &'a self,
-        repo: &'a RepoName,
-        issue: u64,
-    ) -> ForgeFuture<'a, Option<CandidateFacts>> {
-        Box::pin(self.issue_facts_impl(repo, issue))
-    }
-
-    fn permission<'a>(&'a self, repo: &'a RepoName, login: &'a str) -> ForgeFuture<'a, Permission> {
-        Box::pin(async move {
-            let file = self.repo_file(repo)?;
-            Ok(parse_permission(
-                file.permissions.get(login).map(String::as_str),
-            ))
-        })
-    }
-
-    fn claim<'a>(&'a self, request: &'a ClaimRequest) -> ForgeFuture<'a, ClaimOutcome> {
-        Box::pin(self.claim_impl(request))
-    }
-
-    fn renew<'a>(&'a self, claim: &'a Claim, ttl: Duration) -> ForgeFuture<'a, Renewal> {
-        Box::pin(self.renew_impl(claim, ttl))
-    }
-
-    fn release<'a>(&'a self, claim: &'a Claim, release: Release) -> ForgeFuture<'a, ()> {
-        Box::pin(self.release_impl(claim, release))
-    }
-
-    fn find_pr<'a>(
-        &'a self,
-        repo: &'a RepoName,
-        issue: u64,
-        branch: &'a str,
-    ) -> ForgeFuture<'a, Option<PrRef>> {
-        Box::pin(async move {
-            let pulls = self.pulls(repo)?;
-            Ok(pulls
-                .iter()
-                .filter(|p| p.front.state == "open")
-                .find(|p| p.front.branch == branch)
-                .map(|p| self.pr_ref(repo, p))
-                .or_else(|| self.open_pr_for(&pulls, issue, repo)))
-        })
-    }
-
-    fn publish_pr<'a>(&'a self, request: &'a PrRequest) -> ForgeFuture<'a, PrOutcome> {
-        Box::pin(self.publish_pr_impl(request))
-    }
-
-    fn upsert_comment<'a>(
-        &'a self,
-        repo: &'a RepoName,
-        issue: u64,
-        marker: &'a str,
-        body: &'a str,
-    ) -> ForgeFuture<'a, CommentRef> {
-        Box::pin(self.upsert_comment_impl(repo, issue, marker, body))
-    }
-
-    fn add_labels<'a>(
-        &'a self,
-        repo: &'a RepoName,
-        issue: u64,
-        labels: &'a [String],
-    ) -> ForgeFuture<'a, ()> {
-        Box::pin(self.add_labels_impl(repo, issue, labels))
-    }
-
-    fn remove_label<'a>(
-        &'a self,
-        repo: &'a RepoName,
-        issue: u64,
-        label: &'a str,
-    ) -> ForgeFuture<'a, ()> {
-        Box::pin(self.remove_label_impl(repo, issue, label))
-    }
-
-    fn push_target<'a>(&'a self, repo: &'a RepoName) -> ForgeFuture<'a, PushTarget> {
-        Box::pin(async move {
-            Ok(PushTarget {
-                url: self.remote(repo)?.display().to_string(),
-                credentials: None,
-            })
-        })
-    }
-
-    /// The local forge makes no HTTP requests.
-    fn stats(&self) -> RequestStats {
-        RequestStats::default()
     }
 }
