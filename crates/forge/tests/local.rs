@@ -251,7 +251,6 @@ async fn the_documented_folder_serves_a_whole_run() {
             "{issue}"
         );
         assert!(!exists(&l.folder().join("claims/1.lock")));
-        assert!(!exists(&l.folder().join(".lock")));
 
         let facts = forge.issue_facts(&l.repo, 1).await.unwrap().unwrap();
         assert_eq!(facts.open_pr.map(|p| p.number), Some(3));

@@ -96,8 +96,8 @@ fn copy_missing(from: &Repository, to: &Repository, commit: Oid) -> Result<(), g
 ///
 /// Over HTTPS (GitHub) the server's `receive-pack` compares and updates the ref atomically. A
 /// remote on a local path is updated by libgit2 directly, which does not compare; there the
-/// objects are pushed under a temporary ref and the branch is then moved with a locked
-/// compare-and-swap in the remote repository itself.
+/// missing objects are copied into the remote repository and the branch is then moved (or
+/// created) with a compare-and-swap made under the ref's lock in that repository itself.
 pub fn push_branch_cas(
     repo: &Repository,
     remote: &RemoteSpec,
@@ -201,14 +201,14 @@ fn push_local(
     copy_missing(repo, &target, new).map_err(WorkspaceError::git(format!(
         "cannot copy objects to `{url}`"
     )))?;
-    let message = "issueloop: compare-and-swap";
-    let moved = match expected {
-        // `force = false`: creating fails when the branch exists.
-        None => target.reference(refname, new, false, message).map(|_| ()),
-        Some(old) => target
-            .reference_matching(refname, new, true, old, message)
-            .map(|_| ()),
-    };
+    // The comparison must be made under the ref's lock, which only `reference_matching` does:
+    // libgit2's non-forced create checks that the branch is absent *before* taking the lock, so
+    // two writers creating it at once could both succeed, the second overwriting the first's
+    // commit. The zero id, compared under the lock, means "must not exist yet".
+    let current = expected.unwrap_or(Oid::ZERO_SHA1);
+    let moved = target
+        .reference_matching(refname, new, true, current, "issueloop: compare-and-swap")
+        .map(|_| ());
     match moved {
         Ok(()) => Ok(CasOutcome::Updated),
         Err(e)

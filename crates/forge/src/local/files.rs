@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -258,67 +258,51 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ForgeError> {
     Ok(())
 }
 
-/// Creates `path` with `bytes` only if it does not exist: `Ok(false)` when it does.
-pub fn create_exclusive(path: &Path, bytes: &[u8]) -> Result<bool, ForgeError> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| ForgeError::Local {
-            path: dir.to_owned(),
-            message: format!("cannot create the folder: {e}"),
-        })?;
-    }
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-    {
-        Ok(mut f) => {
-            f.write_all(bytes)
-                .and_then(|_| f.sync_all())
-                .map_err(|e| ForgeError::Local {
-                    path: path.to_owned(),
-                    message: format!("cannot write: {e}"),
-                })?;
-            Ok(true)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(ForgeError::Local {
-            path: path.to_owned(),
-            message: format!("cannot create: {e}"),
-        }),
-    }
-}
-
-/// A lock file held while a repository folder's files are read, changed and written back.
+/// An exclusive lock on a repository folder's `.lock` file (`flock`), held while the folder's
+/// files are read, changed and written back. The kernel releases it when the holder's file is
+/// closed, however the holder ends: a process killed in the middle (SIGKILL during a lease
+/// renewal) leaves a file behind but no lock, so the next run goes on at once. The file itself
+/// stays; its presence means nothing.
+#[derive(Debug)]
 pub struct FolderLock {
-    path: PathBuf,
+    _file: std::fs::File,
 }
-
-/// A lock older than this was left by a process that died while holding it.
-const STALE_LOCK: Duration = Duration::from_secs(60);
 
 impl FolderLock {
     pub async fn acquire(dir: &Path, timeout: Duration) -> Result<Self, ForgeError> {
         let path = dir.join(".lock");
+        std::fs::create_dir_all(dir).map_err(|e| ForgeError::Local {
+            path: dir.to_owned(),
+            message: format!("cannot create the folder: {e}"),
+        })?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| ForgeError::Local {
+                path: path.clone(),
+                message: format!("cannot open the lock file: {e}"),
+            })?;
         let started = std::time::Instant::now();
-        let holder = format!("pid {}\n", std::process::id());
         loop {
-            if create_exclusive(&path, holder.as_bytes())? {
-                return Ok(Self { path });
-            }
-            let age = std::fs::metadata(&path)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| SystemTime::now().duration_since(t).ok());
-            if age.is_some_and(|a| a > STALE_LOCK) {
-                tracing::warn!(path = %path.display(), "removing a stale lock file");
-                let _ = std::fs::remove_file(&path);
-                continue;
+            match file.try_lock() {
+                Ok(()) => return Ok(Self { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(ForgeError::Local {
+                        path,
+                        message: format!("cannot lock: {e}"),
+                    });
+                }
             }
             if started.elapsed() > timeout {
                 return Err(ForgeError::Local {
                     path,
                     message: format!(
-                        "still locked after {timeout:?}; if no issueloop process is running, delete the file"
+                        "still locked after {}: another issueloop process is writing this folder",
+                        issueloop_config::human_duration(timeout)
                     ),
                 });
             }
@@ -328,17 +312,39 @@ impl FolderLock {
     }
 }
 
-impl Drop for FolderLock {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_file(&self.path) {
-            tracing::error!(path = %self.path.display(), error = %e, "cannot remove the lock file");
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_lock_file_left_by_a_killed_holder_blocks_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        // What a process killed while holding the lock leaves: the file, no lock.
+        std::fs::write(dir.path().join(".lock"), "pid 4242\n").unwrap();
+        let started = std::time::Instant::now();
+        let lock = FolderLock::acquire(dir.path(), Duration::from_secs(30)).await;
+        assert!(lock.is_ok(), "{lock:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn a_held_lock_keeps_others_out_until_it_is_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = FolderLock::acquire(dir.path(), Duration::from_secs(1))
+            .await
+            .unwrap();
+        let other = FolderLock::acquire(dir.path(), Duration::from_millis(100)).await;
+        let Err(ForgeError::Local { message, .. }) = other else {
+            panic!("a second holder got the lock: {other:?}");
+        };
+        assert!(message.contains("still locked"), "{message}");
+        drop(held);
+        assert!(
+            FolderLock::acquire(dir.path(), Duration::from_millis(100))
+                .await
+                .is_ok()
+        );
+    }
 
     #[test]
     fn issue_documents_round_trip() {
@@ -394,14 +400,5 @@ The parser fails on `""`.
         assert!(e.contains("front matter") && e.contains("x/3.md"), "{e}");
         let e = err("+++\ntitle = \"t\"\ncreated_at = \"2025-01-01T00:00:00Z\"\ncolour = 1\n+++\n");
         assert!(e.contains("colour"), "{e}");
-    }
-
-    #[test]
-    fn exclusive_create_is_a_lock() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("claims/7.lock");
-        assert!(create_exclusive(&p, b"a").unwrap());
-        assert!(!create_exclusive(&p, b"b").unwrap());
-        assert_eq!(std::fs::read(&p).unwrap(), b"a");
     }
 }
