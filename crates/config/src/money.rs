@@ -48,15 +48,19 @@ impl Usd {
     /// never read as less than it was (the safe side) and `cost > budget` holds for the amount
     /// exactly when it held for the reported number.
     ///
-    /// The rounding is decimal, on the number as written (its shortest round-trip form): `0.29`
-    /// is exactly 290 000 micro-dollars, not one more because `0.29 × 10⁶` is
-    /// `290000.00000000006` in binary. A non-finite input is zero; huge amounts saturate.
+    /// The rounding is decimal, on the number as the harness meant it: its first 15 significant
+    /// digits (all an f64 holds exactly), so `0.29` is exactly 290 000 micro-dollars, not one
+    /// more because `0.29 × 10⁶` is `290000.00000000006` in binary, and the noise of a harness's
+    /// own float sums (`0.0045000000000000005` for `0.003 + 0.0015`) does not add a
+    /// micro-dollar to every message. Only a number within that noise (10⁻¹⁵ of itself) of a
+    /// budget compares differently than the float did. A non-finite input is zero; huge amounts
+    /// saturate.
     pub fn from_dollars_up(dollars: f64) -> Usd {
         if !dollars.is_finite() {
             return Usd::ZERO;
         }
-        // `{:e}` prints the shortest digits that read back as the same f64: `2.9e-1`.
-        let text = format!("{dollars:e}");
+        // 15 significant digits, correctly rounded: `2.90000000000000e-1`.
+        let text = format!("{dollars:.14e}");
         Usd(decimal_micros_up(&text).unwrap_or_else(|| Usd::from_dollars(dollars).0))
     }
 
@@ -275,6 +279,11 @@ mod tests {
             (0.0, 0),
             (0.29, 290_000),
             (0.1, 100_000),
+            // A harness's float sum: the noise past the 15th digit is not a micro-dollar.
+            (0.003 + 0.0015, 4_500),
+            (0.0045000000000000005, 4_500),
+            (0.24722425, 247_225),
+            (0.2500001, 250_001),
             (2.675, 2_675_000),
             (0.123_456_1, 123_457),
             (0.000_000_1, 1),
@@ -383,7 +392,8 @@ mod tests {
 
         /// Rounding up keeps every comparison with a budget: a reported cost passes a budget
         /// exactly when its amount does, so the supervisor kills at the same event it did when
-        /// it compared floats.
+        /// it compared floats — unless the cost is within float noise (10⁻¹⁵ of itself) of the
+        /// budget, where the float's answer was the noise's.
         #[test]
         fn rounding_up_keeps_comparisons_with_a_budget(
             cost in 0.0f64..1e6,
@@ -391,11 +401,27 @@ mod tests {
         ) {
             let budget = Usd::from_micros(budget_micros);
             // The budget as the float the old comparison used.
-            prop_assert_eq!(Usd::from_dollars_up(cost) > budget, cost > budget.dollars());
+            let noise = (cost - budget.dollars()).abs() <= cost.abs() * 1e-15;
+            if !noise {
+                prop_assert_eq!(Usd::from_dollars_up(cost) > budget, cost > budget.dollars());
+            }
         }
 
+        /// The same, for budgets next to the cost: a tenth of a micro-dollar over is over.
         #[test]
-        fn rounding_up_is_never_below_the_cost(cost in -1e9f64..1e9) {
+        fn a_cost_just_over_a_budget_is_over_it(
+            budget_micros in 0i64..1_000_000_000_000,
+            tenths in 1i64..10,
+        ) {
+            let budget = Usd::from_micros(budget_micros);
+            let cost = (budget_micros as f64 + tenths as f64 / 10.0) / 1e6;
+            prop_assert!(Usd::from_dollars_up(cost) > budget, "{cost:e}");
+            prop_assert!(Usd::from_dollars_up(budget.dollars()) <= budget);
+        }
+
+        /// (Below $100 million, where 15 digits still hold a tenth of a micro-dollar.)
+        #[test]
+        fn rounding_up_is_never_below_the_cost(cost in -1e8f64..1e8) {
             // At or one micro-dollar above the nearest.
             let above = Usd::from_dollars_up(cost).micros() - Usd::from_dollars(cost).micros();
             prop_assert!(above == 0 || above == 1, "{cost:e}: {above}");

@@ -657,7 +657,8 @@ mod kill_event {
 
         /// A harness that reports its session's cumulative cost (Claude Code's `result`): the kill
         /// comes at exactly the event where the float comparison the supervisor made before
-        /// money was a type would have come, whatever the digits reported.
+        /// money was a type would have come, whatever the digits reported (short of a total
+        /// within float noise, 10⁻¹⁵ of itself, of the budget).
         #[test]
         fn cumulative_reports_kill_at_the_same_event_as_f64(
             steps in proptest::collection::vec(0.0f64..0.5, 1..30),
