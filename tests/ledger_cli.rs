@@ -48,6 +48,7 @@ fn reserve(ledger: &SqliteLedger, run: &RunId, issue: u64, amount: f64, at: &str
         max_runs: 3,
         wall_clock: Duration::from_secs(45 * 60),
         grace: Duration::from_secs(15 * 60),
+        soft_claim: Duration::ZERO,
         now: ts(at),
     };
     assert!(matches!(

@@ -216,7 +216,8 @@ fn eight_concurrent_runners_never_spend_over_the_cap() {
     assert_eq!(usage.reserved.dollars(), 0.0);
     assert_eq!(usage.spent.dollars(), 0.5 * calls as f64, "{usage:?}");
     assert!(usage.spent.dollars() <= 1.0);
-    // Every other look at an issue was a skip with a reason: the cap, or another runner's claim.
+    // Every other look at an issue was a skip with a reason: the cap, or another runner's claim
+    // (its fresh reservation, or the forge's claim).
     for r in &reports {
         for run in r["runs"].as_array().unwrap() {
             if run["status"] != "pr_opened" {
@@ -225,6 +226,7 @@ fn eight_concurrent_runners_never_spend_over_the_cap() {
                 assert!(
                     [
                         "daily_cap_reached",
+                        "reserved_elsewhere",
                         "claimed",
                         "has_open_pr",
                         "already_published"

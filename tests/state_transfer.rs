@@ -71,6 +71,7 @@ fn a_day_in_sqlite(g: &GithubWorld) -> RunId {
                 max_runs: 10,
                 wall_clock: Duration::from_secs(45 * 60),
                 grace: Duration::from_secs(15 * 60),
+                soft_claim: Duration::ZERO,
                 now: at,
             })
             .unwrap();

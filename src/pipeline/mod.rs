@@ -635,6 +635,9 @@ impl Pipeline {
             selected.number,
             &budget,
             &self.config.budget,
+            // Until this run's forge claim and lease take over, its reservation is the issue's
+            // soft claim: another run that selected the same issue moves on to the next one.
+            self.config.service.lease_ttl,
             now,
         );
         // Named from the title with secrets masked: a ref is as public as the PR.
@@ -681,12 +684,15 @@ impl Pipeline {
                         reason: Some(Reason::from(reason).as_str().to_owned()),
                     }],
                 );
-                report.runs.push(skip_row(
-                    facts,
-                    reason.into(),
-                    "another run reserved what was left of today's budget first",
-                    Some(explanation),
-                ));
+                let detail = match reason {
+                    issueloop_ledger::SkipReason::ReservedElsewhere => {
+                        "another run reserved a budget for this issue first and is claiming it"
+                    }
+                    _ => "another run reserved what was left of today's budget first",
+                };
+                report
+                    .runs
+                    .push(skip_row(facts, reason.into(), detail, Some(explanation)));
                 Ok(None)
             }
         }

@@ -76,7 +76,7 @@ impl From<BudgetSkip> for Reason {
 
 impl Reason {
     /// Every reason, each once (selection's `claimed` is [`Reason::Claimed`]).
-    pub const ALL: [Reason; 30] = [
+    pub const ALL: [Reason; 31] = [
         Reason::Claimed,
         Reason::LeaseLost,
         Reason::ShuttingDown,
@@ -107,6 +107,7 @@ impl Reason {
         Reason::Budget(BudgetSkip::DailyCapReached),
         Reason::Budget(BudgetSkip::DailyRunsReached),
         Reason::Budget(BudgetSkip::BelowMinimum),
+        Reason::Budget(BudgetSkip::ReservedElsewhere),
     ];
 
     /// The stable id (`gates_failed`, `daily_cap_reached`, …).
@@ -373,8 +374,14 @@ mod tests {
 
     #[test]
     fn only_foreign_endings_stay_silent() {
-        for r in [Reason::Claimed, Reason::ShuttingDown, Reason::LeaseLost] {
+        for r in [
+            Reason::Claimed,
+            Reason::ShuttingDown,
+            Reason::LeaseLost,
+            Reason::Budget(BudgetSkip::ReservedElsewhere),
+        ] {
             assert!(!r.notifies_issue() && r.is_skip(), "{}", r.as_str());
+            assert!(!SKIPS_WORTH_A_WARNING.contains(&r), "{}", r.as_str());
         }
         for r in [
             Reason::AgentFailed,
@@ -425,6 +432,10 @@ mod tests {
                 AsDesigned,
             ),
             (Some(Reason::Budget(BudgetSkip::BelowMinimum)), AsDesigned),
+            (
+                Some(Reason::Budget(BudgetSkip::ReservedElsewhere)),
+                AsDesigned,
+            ),
             (
                 Some(Reason::Selection(SelectionSkip::UntrustedLabel)),
                 AsDesigned,
@@ -757,6 +768,10 @@ mod tests {
             (
                 Reason::Budget(BudgetSkip::BelowMinimum),
                 "below_minimum_budget",
+            ),
+            (
+                Reason::Budget(BudgetSkip::ReservedElsewhere),
+                "reserved_elsewhere",
             ),
         ];
         assert_eq!(pinned.len(), Reason::ALL.len(), "every reason is pinned");

@@ -141,6 +141,7 @@ fn run(open: &Opener, writers: usize) -> Result<(Duration, usize), String> {
                             max_runs: u32::MAX,
                             wall_clock: Duration::from_secs(45 * 60),
                             grace: Duration::from_secs(15 * 60),
+                            soft_claim: Duration::ZERO,
                             now,
                         };
                         if let ReserveOutcome::Reserved(_) =

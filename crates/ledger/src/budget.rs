@@ -20,6 +20,10 @@ pub enum SkipReason {
     /// What is left of the day is below the minimum a run can do anything useful with.
     #[serde(rename = "below_minimum_budget")]
     BelowMinimum,
+    /// Another run holds a fresh, unsettled reservation for the same issue: it selected the
+    /// issue first and is claiming it on the forge (see [`crate::soft_claimed`]).
+    #[serde(rename = "reserved_elsewhere")]
+    ReservedElsewhere,
 }
 
 impl SkipReason {
@@ -28,6 +32,7 @@ impl SkipReason {
             SkipReason::DailyCapReached => "daily_cap_reached",
             SkipReason::DailyRunsReached => "daily_runs_reached",
             SkipReason::BelowMinimum => "below_minimum_budget",
+            SkipReason::ReservedElsewhere => "reserved_elsewhere",
         }
     }
 
@@ -37,6 +42,7 @@ impl SkipReason {
             SkipReason::DailyCapReached,
             SkipReason::DailyRunsReached,
             SkipReason::BelowMinimum,
+            SkipReason::ReservedElsewhere,
         ]
         .into_iter()
         .find(|r| r.id() == id)
@@ -485,6 +491,7 @@ mod tests {
             SkipReason::DailyCapReached,
             SkipReason::DailyRunsReached,
             SkipReason::BelowMinimum,
+            SkipReason::ReservedElsewhere,
         ] {
             assert_eq!(SkipReason::from_id(r.id()), Some(r));
             assert_eq!(serde_json::to_value(r).unwrap(), r.id());

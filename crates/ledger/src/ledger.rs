@@ -68,18 +68,24 @@ pub struct ReserveRequest {
     /// The run's wall-clock budget; with `grace` it sets when an unsettled reservation expires.
     pub wall_clock: Duration,
     pub grace: Duration,
+    /// How long another run's unsettled reservation of the same issue blocks this one
+    /// ([`soft_claimed`]): the forge lease's TTL, after which the lease is the authority. Zero
+    /// checks nothing.
+    pub soft_claim: Duration,
     /// The moment of the reservation; its UTC day is the day charged.
     pub now: Timestamp,
 }
 
 impl ReserveRequest {
-    /// The request for a run `budget` (from [`crate::derive`]) under the configured caps.
+    /// The request for a run `budget` (from [`crate::derive`]) under the configured caps; the
+    /// soft claim lasts `soft_claim` (the forge lease's TTL).
     pub fn new(
         run_id: RunId,
         repo: impl Into<String>,
         issue: u64,
         budget: &RunBudget,
         cfg: &BudgetConfig,
+        soft_claim: Duration,
         now: Timestamp,
     ) -> ReserveRequest {
         ReserveRequest {
@@ -91,6 +97,7 @@ impl ReserveRequest {
             max_runs: cfg.max_runs_per_day,
             wall_clock: budget.wall_clock,
             grace: cfg.reservation_grace,
+            soft_claim,
             now,
         }
     }
@@ -134,6 +141,45 @@ pub fn admit_amount(usage: &DayUsage, amount: Usd, cap: Usd, max_runs: u32) -> O
         .saturating_add(usage.reserved)
         .saturating_add(amount);
     (!usage.left(cap).is_positive() || after_this > cap).then_some(SkipReason::DailyCapReached)
+}
+
+/// The soft-claim rule every store applies inside its reservation transaction, before the cap
+/// rule: refuse (`reserved_elsewhere`) when `entries` (the day's) hold a reservation still
+/// unsettled — not settled, released or expired — for the request's repository and issue,
+/// made by another run less than `req.soft_claim` before `req.now` (or after it: a clock
+/// ahead of ours). Two runs that selected the same issue thus never both hold budget for it;
+/// once the window has passed, the forge's lease decides who holds the issue (a live run
+/// renews it, a dead run's lapses), so taking over from a crashed run is not delayed. A zero
+/// window checks nothing. Pure, so every backend (and the state-github replay) decides alike.
+pub fn soft_claimed<'a>(
+    entries: impl IntoIterator<Item = &'a LedgerEntry>,
+    req: &ReserveRequest,
+) -> Option<SkipReason> {
+    if req.soft_claim.is_zero() {
+        return None;
+    }
+    let now = to_millis(req.now);
+    let window = SignedDuration::try_from(req.soft_claim).unwrap_or(SignedDuration::MAX);
+    entries
+        .into_iter()
+        .any(|e| {
+            e.state == EntryState::Reserved
+                && e.issue == req.issue
+                && e.repo == req.repo
+                && e.run_id != req.run_id
+                && now.duration_since(e.reserved_at) < window
+        })
+        .then_some(SkipReason::ReservedElsewhere)
+}
+
+/// Both rules in the order every store applies them: [`soft_claimed`] over the day's
+/// `entries`, then [`admit`] over its `usage`. `None` admits the request.
+pub fn admit_held<'a>(
+    usage: &DayUsage,
+    entries: impl IntoIterator<Item = &'a LedgerEntry>,
+    req: &ReserveRequest,
+) -> Option<SkipReason> {
+    soft_claimed(entries, req).or_else(|| admit(usage, req))
 }
 
 /// A recorded reservation.
@@ -509,6 +555,7 @@ mod tests {
             max_runs,
             wall_clock: Duration::from_secs(60),
             grace: Duration::from_secs(60),
+            soft_claim: Duration::ZERO,
             now: "2026-11-21T12:00:00Z".parse().unwrap(),
         };
         let usage = |spent: f64, reserved: f64, runs: u32| DayUsage {
@@ -593,6 +640,166 @@ mod tests {
     }
 
     #[test]
+    fn soft_claim_table() {
+        let at = |s: &str| -> Timestamp { s.parse().unwrap() };
+        let day = utc_day(at("2026-11-21T12:00:00Z"));
+        let entry =
+            |run: &str, repo: &str, issue: u64, state: EntryState, reserved_at: &str| LedgerEntry {
+                run_id: RunId::parse(run).unwrap(),
+                repo: repo.into(),
+                issue,
+                day,
+                state,
+                reserved: Usd::from_dollars(0.5),
+                cost: None,
+                overspent: false,
+                reserved_at: at(reserved_at),
+                expires_at: at("2026-11-21T13:00:00Z"),
+                closed_at: None,
+            };
+        let req = |window: u64| ReserveRequest {
+            run_id: RunId::parse("b").unwrap(),
+            repo: "acme/api".into(),
+            issue: 1,
+            amount: Usd::from_dollars(0.5),
+            cap: Usd::from_dollars(10.0),
+            max_runs: 5,
+            wall_clock: Duration::from_secs(600),
+            grace: Duration::from_secs(60),
+            soft_claim: Duration::from_secs(window),
+            now: at("2026-11-21T12:03:00Z"),
+        };
+        use EntryState::{Expired, Released, Reserved, Settled};
+        let refused = Some(SkipReason::ReservedElsewhere);
+        let cases = [
+            // (holder run, repo, issue, state, reserved at, window s, decision)
+            (
+                "a",
+                "acme/api",
+                1,
+                Reserved,
+                "2026-11-21T12:00:01Z",
+                180,
+                refused,
+            ),
+            // Made exactly a window ago: the lease is the authority now.
+            (
+                "a",
+                "acme/api",
+                1,
+                Reserved,
+                "2026-11-21T12:00:00Z",
+                180,
+                None,
+            ),
+            (
+                "a",
+                "acme/api",
+                1,
+                Reserved,
+                "2026-11-21T11:59:00Z",
+                180,
+                None,
+            ),
+            // A clock ahead of ours: still within the window.
+            (
+                "a",
+                "acme/api",
+                1,
+                Reserved,
+                "2026-11-21T12:04:00Z",
+                180,
+                refused,
+            ),
+            // Closed reservations claim nothing.
+            (
+                "a",
+                "acme/api",
+                1,
+                Settled,
+                "2026-11-21T12:02:00Z",
+                180,
+                None,
+            ),
+            (
+                "a",
+                "acme/api",
+                1,
+                Released,
+                "2026-11-21T12:02:00Z",
+                180,
+                None,
+            ),
+            (
+                "a",
+                "acme/api",
+                1,
+                Expired,
+                "2026-11-21T12:02:00Z",
+                180,
+                None,
+            ),
+            // Another issue, another repository, the run itself.
+            (
+                "a",
+                "acme/api",
+                2,
+                Reserved,
+                "2026-11-21T12:02:00Z",
+                180,
+                None,
+            ),
+            (
+                "a",
+                "acme/web",
+                1,
+                Reserved,
+                "2026-11-21T12:02:00Z",
+                180,
+                None,
+            ),
+            (
+                "b",
+                "acme/api",
+                1,
+                Reserved,
+                "2026-11-21T12:02:00Z",
+                180,
+                None,
+            ),
+            // A zero window checks nothing (old log lines replay so).
+            (
+                "a",
+                "acme/api",
+                1,
+                Reserved,
+                "2026-11-21T12:02:59Z",
+                0,
+                None,
+            ),
+        ];
+        for (run, repo, issue, state, reserved_at, window, want) in cases {
+            let held = [entry(run, repo, issue, state, reserved_at)];
+            let what = format!("{run} {repo}#{issue} {state} at {reserved_at}, window {window}s");
+            assert_eq!(soft_claimed(&held, &req(window)), want, "{what}");
+        }
+        // The soft claim is checked before the cap: a full day still names the holder.
+        let full = DayUsage {
+            day,
+            spent: Usd::ZERO,
+            reserved: Usd::from_dollars(10.0),
+            runs: 1,
+        };
+        let held = [entry("a", "acme/api", 1, Reserved, "2026-11-21T12:02:00Z")];
+        assert_eq!(admit_held(&full, &held, &req(180)), refused);
+        assert_eq!(
+            admit_held(&full, &held, &req(0)),
+            Some(SkipReason::DailyCapReached)
+        );
+        assert_eq!(admit_held(&DayUsage::empty(day), &[], &req(180)), None);
+    }
+
+    #[test]
     fn a_reservation_is_kept_to_the_millisecond_and_expires_after_wall_clock_and_grace() {
         let req = ReserveRequest {
             run_id: RunId::parse("r").unwrap(),
@@ -603,6 +810,7 @@ mod tests {
             max_runs: 5,
             wall_clock: Duration::from_secs(60),
             grace: Duration::from_secs(30),
+            soft_claim: Duration::ZERO,
             now: "2026-11-21T23:59:59.999999Z".parse().unwrap(),
         };
         let r = Reservation::new(&req);

@@ -22,8 +22,8 @@ pub use journal::{
 };
 pub use ledger::{
     DayUsage, EntryState, Expired, Ledger, LedgerEntry, LedgerError, Reservation, ReserveOutcome,
-    ReserveRequest, Settlement, admit, admit_amount, check_release, check_settle, to_millis,
-    utc_day,
+    ReserveRequest, Settlement, admit, admit_amount, admit_held, check_release, check_settle,
+    soft_claimed, to_millis, utc_day,
 };
 pub use money::Usd;
 pub use owner::{ProcessOwner, owner_is_gone, process_start};

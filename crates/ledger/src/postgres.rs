@@ -1,6 +1,6 @@
 //! The shared store: the ledger, the journal and named values in a PostgreSQL database, so
 //! several machines running `serve` share one daily cap. Reservations are serialised per UTC
-//! day (`SELECT … FOR UPDATE` on the day's row), the cap rule is [`admit`], the schema is
+//! day (`SELECT … FOR UPDATE` on the day's row), the cap rule is [`admit_held`], the schema is
 //! versioned like the SQLite file's, and every connection and statement has a timeout.
 //!
 //! The client is the synchronous `postgres` crate, which drives its connection on a runtime of
@@ -25,7 +25,7 @@ use crate::Event;
 use crate::journal::{Journal, JournalEntry, RunId, RunSummary};
 use crate::ledger::{
     DayUsage, EntryState, Expired, Ledger, LedgerEntry, LedgerError, Reservation, ReserveOutcome,
-    ReserveRequest, Settlement, admit, check_release, check_settle,
+    ReserveRequest, Settlement, admit_held, check_release, check_settle,
 };
 use crate::money::Usd;
 use crate::owner::{ProcessOwner, owner_is_gone, process_start};
@@ -783,6 +783,28 @@ fn entry_in(tx: &mut Tx<'_>, shown: &Path, run_id: &str) -> Result<Option<Ledger
         .transpose()
 }
 
+/// The day's unsettled reservations of `req`'s issue, for the soft-claim rule (read under the
+/// day's row lock, like the usage).
+fn held_in(
+    tx: &mut Tx<'_>,
+    shown: &Path,
+    day: &str,
+    req: &ReserveRequest,
+) -> Result<Vec<LedgerEntry>, TxError> {
+    if req.soft_claim.is_zero() {
+        return Ok(Vec::new());
+    }
+    const SQL: &str = "SELECT run_id, repo, issue, day, state, reserved_micros, cost_micros, \
+         overspent, reserved_at_ms, expires_at_ms, closed_at_ms \
+         FROM issueloop.ledger_entries \
+         WHERE day = $1 AND repo = $2 AND issue = $3 AND state = 'reserved'";
+    let issue = i64::try_from(req.issue).unwrap_or(i64::MAX);
+    tx.query(SQL, &[&day, &req.repo, &issue])?
+        .iter()
+        .map(|r| entry_from_row(shown, r))
+        .collect()
+}
+
 /// The entry of `run_id`, its row locked until the transaction ends.
 fn entry_for_update(
     tx: &mut Tx<'_>,
@@ -824,6 +846,7 @@ impl Ledger for PgLedger {
         let issue = i64::try_from(req.issue).unwrap_or(i64::MAX);
         let req = req.clone();
         let owner = self.owner.clone();
+        let shown = self.shown.clone();
         self.call("reserve", move |w| {
             let conn = w.conn()?;
             let mut tx = conn.tx()?;
@@ -846,7 +869,8 @@ impl Ledger for PgLedger {
                 }
                 .into());
             }
-            if let Some(reason) = admit(&usage, &req) {
+            let held = held_in(&mut tx, &shown, &day_text, &req)?;
+            if let Some(reason) = admit_held(&usage, &held, &req) {
                 return Ok(ReserveOutcome::Refused { reason, usage });
             }
             let inserted = tx.execute(

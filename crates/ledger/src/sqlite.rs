@@ -13,7 +13,7 @@ use crate::Event;
 use crate::journal::{Journal, JournalEntry, RunId, RunSummary};
 use crate::ledger::{
     DayUsage, EntryState, Expired, Ledger, LedgerEntry, LedgerError, Reservation, ReserveOutcome,
-    ReserveRequest, Settlement, admit, check_release, check_settle,
+    ReserveRequest, Settlement, admit_held, check_release, check_settle,
 };
 use crate::money::Usd;
 use crate::owner::{ProcessOwner, owner_is_gone, process_start};
@@ -322,6 +322,30 @@ impl SqliteLedger {
         })
     }
 
+    /// The day's unsettled reservations of `req`'s issue, for the soft-claim rule.
+    fn held_in(
+        &self,
+        conn: &Connection,
+        day: Date,
+        req: &ReserveRequest,
+    ) -> Result<Vec<LedgerEntry>, TxError> {
+        if req.soft_claim.is_zero() {
+            return Ok(Vec::new());
+        }
+        let issue = i64::try_from(req.issue).unwrap_or(i64::MAX);
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM ledger_entries
+             WHERE day = ?1 AND repo = ?2 AND issue = ?3 AND state = 'reserved'"
+        ))?;
+        let raws = stmt
+            .query_map(
+                params![day.to_string(), req.repo, issue],
+                RawEntry::from_row,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        raws.into_iter().map(|r| r.into_entry(self)).collect()
+    }
+
     fn entry_in(&self, conn: &Connection, run_id: &RunId) -> Result<Option<LedgerEntry>, TxError> {
         let raw = conn
             .query_row(
@@ -416,7 +440,8 @@ impl Ledger for SqliteLedger {
                 .into());
             }
             let usage = self.usage_in(tx, reservation.day)?;
-            if let Some(reason) = admit(&usage, req) {
+            let held = self.held_in(tx, reservation.day, req)?;
+            if let Some(reason) = admit_held(&usage, &held, req) {
                 return Ok(ReserveOutcome::Refused { reason, usage });
             }
             let owner = self.owner.as_ref();

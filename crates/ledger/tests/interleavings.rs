@@ -140,6 +140,7 @@ impl<'a> World<'a> {
                     max_runs: MAX_RUNS,
                     wall_clock,
                     grace: GRACE,
+                    soft_claim: Duration::ZERO,
                     now: self.now,
                 };
                 match (self.processes[process].reserve(&req).unwrap(), expected) {

@@ -28,6 +28,7 @@ fn request(run: &RunId, amount: Usd, now: &str) -> ReserveRequest {
         max_runs: 5,
         wall_clock: Duration::from_secs(45 * 60),
         grace: Duration::from_secs(15 * 60),
+        soft_claim: Duration::ZERO,
         now: ts(now),
     }
 }

@@ -156,6 +156,7 @@ fn child_reserves() {
             max_runs: 10_000,
             wall_clock: Duration::from_secs(45 * 60),
             grace: Duration::from_secs(15 * 60),
+            soft_claim: Duration::ZERO,
             now: now + Duration::from_millis(k as u64),
         };
         match ledger.reserve(&req).unwrap() {
@@ -205,6 +206,7 @@ fn a_process_that_dies_between_reserve_and_settle_is_charged_in_full(backend: Ba
         max_runs: 100,
         wall_clock: Duration::from_secs(60),
         grace: Duration::from_secs(60),
+        soft_claim: Duration::ZERO,
         now,
     };
     assert!(matches!(
@@ -271,6 +273,7 @@ fn child_reserves_and_dies() {
             max_runs: 100,
             wall_clock: Duration::from_secs(45 * 60),
             grace: Duration::from_secs(15 * 60),
+            soft_claim: Duration::ZERO,
             now: now + Duration::from_millis(k),
         };
         assert!(matches!(

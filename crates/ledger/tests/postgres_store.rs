@@ -177,6 +177,7 @@ fn the_journal_is_append_only_and_values_survive_reopening() {
             max_runs: 5,
             wall_clock: Duration::from_secs(60),
             grace: Duration::from_secs(60),
+            soft_claim: Duration::ZERO,
             now: t,
         };
         assert!(matches!(

@@ -41,6 +41,7 @@ fn request(run: &str, amount: f64, now: &str) -> ReserveRequest {
         max_runs: 5,
         wall_clock: Duration::from_secs(45 * MIN),
         grace: Duration::from_secs(15 * MIN),
+        soft_claim: Duration::ZERO,
         now: ts(now),
     }
 }

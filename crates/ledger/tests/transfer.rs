@@ -32,6 +32,7 @@ fn reserve(store: &dyn StateStore, run: &str, dollars: f64, at: &str) -> RunId {
             max_runs: 20,
             wall_clock: Duration::from_secs(45 * 60),
             grace: Duration::from_secs(15 * 60),
+            soft_claim: Duration::ZERO,
             now: ts(at),
         })
         .unwrap();

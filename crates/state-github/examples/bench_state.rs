@@ -124,6 +124,7 @@ fn request(run_id: RunId, now: Timestamp) -> ReserveRequest {
         max_runs: u32::MAX,
         wall_clock: Duration::from_secs(45 * 60),
         grace: Duration::from_secs(15 * 60),
+        soft_claim: Duration::ZERO,
         now,
     }
 }

@@ -4,10 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use issueloop_ledger::{DayUsage, EntryState, LedgerEntry, ReserveRequest, RunId, Usd, admit};
+use issueloop_ledger::{DayUsage, EntryState, LedgerEntry, ReserveRequest, RunId, Usd, admit_held};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
 
 /// The log format this version writes and reads (`format` in `issueloop-state.json`).
 pub const FORMAT: u32 = 1;
@@ -30,6 +34,10 @@ pub enum Line {
         /// The limits the reservation was decided under; replay decides again with them.
         cap_micros: i64,
         max_runs: u32,
+        /// The soft-claim window in milliseconds (`soft_claimed`); absent in lines written
+        /// before it existed, which replay without the check, as they were decided.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        soft_claim_ms: u64,
         at: Timestamp,
         expires_at: Timestamp,
         /// The host that reserved (informational: expiry is decided by the clock).
@@ -146,6 +154,7 @@ fn apply(day: Date, ledger: &mut DayLedger, line: &Line) -> Result<(), String> {
             amount_micros,
             cap_micros,
             max_runs,
+            soft_claim_ms,
             at,
             expires_at,
             ..
@@ -166,9 +175,10 @@ fn apply(day: Date, ledger: &mut DayLedger, line: &Line) -> Result<(), String> {
                 max_runs: *max_runs,
                 wall_clock: std::time::Duration::ZERO,
                 grace: std::time::Duration::ZERO,
+                soft_claim: std::time::Duration::from_millis(*soft_claim_ms),
                 now: *at,
             };
-            if let Some(reason) = admit(&ledger.usage(day), &req) {
+            if let Some(reason) = admit_held(&ledger.usage(day), ledger.entries.values(), &req) {
                 return Err(format!("refused by the day's limits: {}", reason.id()));
             }
             ledger.entries.insert(
@@ -253,6 +263,7 @@ mod tests {
             amount_micros: cents * 10_000,
             cap_micros: cap_cents * 10_000,
             max_runs: 3,
+            soft_claim_ms: 0,
             at: ts("2026-12-05T10:00:00Z"),
             expires_at: ts("2026-12-05T11:00:00Z"),
             host: None,
@@ -383,6 +394,68 @@ mod tests {
                 replayed.skipped
             );
         }
+    }
+
+    #[test]
+    fn replay_applies_the_soft_claim_each_line_carried() {
+        let day: Date = "2026-12-05".parse().unwrap();
+        let windowed = |name: &str, window_ms: u64, at: &str| match reserve(name, 10, 100) {
+            Line::Reserve {
+                run,
+                repo,
+                issue,
+                amount_micros,
+                cap_micros,
+                max_runs,
+                expires_at,
+                host,
+                ..
+            } => Line::Reserve {
+                run,
+                repo,
+                issue,
+                amount_micros,
+                cap_micros,
+                max_runs,
+                soft_claim_ms: window_ms,
+                at: ts(at),
+                expires_at,
+                host,
+            },
+            other => other,
+        };
+        // (second line's window, its time, skipped): the first reserved at 10:00:00.
+        let cases = [
+            (180_000, "2026-12-05T10:01:00Z", 1),
+            (180_000, "2026-12-05T10:03:00Z", 0),
+            (0, "2026-12-05T10:01:00Z", 0),
+        ];
+        for (window, at, skipped) in cases {
+            let lines = [
+                windowed("a", 180_000, "2026-12-05T10:00:00Z"),
+                windowed("b", window, at),
+            ];
+            let replayed = replay_day(day, &lines);
+            assert_eq!(replayed.skipped.len(), skipped, "{window} ms at {at}");
+            if skipped == 1 {
+                assert_eq!(
+                    replayed.skipped[0].why,
+                    "refused by the day's limits: reserved_elsewhere"
+                );
+            }
+        }
+        // A line written before the window existed reads as no window, and renders unchanged.
+        let old = "{\"op\":\"reserve\",\"run\":\"b\",\"repo\":\"acme/app\",\"issue\":1,\
+                   \"amount_micros\":100000,\"cap_micros\":1000000,\"max_runs\":3,\
+                   \"at\":\"2026-12-05T10:01:00Z\",\"expires_at\":\"2026-12-05T11:00:00Z\"}\n";
+        let parsed = parse_day(old).unwrap();
+        assert_eq!(parsed, [windowed("b", 0, "2026-12-05T10:01:00Z")]);
+        assert_eq!(parsed[0].render(), old);
+        let lines = [
+            windowed("a", 180_000, "2026-12-05T10:00:00Z"),
+            parsed[0].clone(),
+        ];
+        assert!(replay_day(day, &lines).skipped.is_empty());
     }
 
     #[test]

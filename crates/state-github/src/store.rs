@@ -15,7 +15,7 @@ use issueloop_config::ErrorChain;
 use issueloop_ledger::{
     DayUsage, EntryState, Event, Expired, Journal, JournalEntry, Ledger, LedgerEntry, LedgerError,
     Reservation, ReserveOutcome, ReserveRequest, RunId, RunSummary, Settlement, SqliteLedger,
-    StateStore, Usd, admit, check_release, check_settle, to_millis, utc_day,
+    StateStore, Usd, admit_held, check_release, check_settle, to_millis, utc_day,
 };
 use issueloop_ledger::{EntryRecord, ImportSummary, Record, plan_import};
 use issueloop_workspace::{CasOutcome, CommitId, LogClone, LogTree, RemoteSpec};
@@ -512,7 +512,7 @@ impl Ledger for GithubState {
                 });
             }
             let usage = ledger.usage(day);
-            if let Some(reason) = admit(&usage, req) {
+            if let Some(reason) = admit_held(&usage, ledger.entries.values(), req) {
                 return Ok(Step::Done(ReserveOutcome::Refused { reason, usage }));
             }
             let line = Line::Reserve {
@@ -522,6 +522,7 @@ impl Ledger for GithubState {
                 amount_micros: req.amount.micros(),
                 cap_micros: req.cap.micros(),
                 max_runs: req.max_runs,
+                soft_claim_ms: u64::try_from(req.soft_claim.as_millis()).unwrap_or(u64::MAX),
                 at: reservation.reserved_at,
                 expires_at: reservation.expires_at,
                 host: self.host.clone(),
@@ -777,6 +778,7 @@ fn import_lines(e: &EntryRecord) -> Vec<Line> {
         amount_micros: e.reserved_micros,
         cap_micros: i64::MAX,
         max_runs: u32::MAX,
+        soft_claim_ms: 0,
         at: e.reserved_at,
         expires_at: e.expires_at,
         host: e.owner.as_ref().map(|o| o.host.clone()),

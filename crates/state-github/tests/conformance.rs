@@ -21,6 +21,9 @@ use issueloop_workspace::hermetic::git_command;
 use issueloop_workspace::{LogClone, RemoteSpec};
 use jiff::Timestamp;
 
+#[path = "../../ledger/tests/support/soft_claim.rs"]
+mod soft_claim;
+
 const NOW: &str = "2026-12-05T10:00:00Z";
 
 struct Remote {
@@ -96,6 +99,7 @@ fn req(run: &str, dollars: f64, cap: f64, now: Timestamp) -> ReserveRequest {
         max_runs: 1000,
         wall_clock: Duration::from_secs(45 * 60),
         grace: Duration::from_secs(15 * 60),
+        soft_claim: Duration::ZERO,
         now,
     }
 }
@@ -374,4 +378,21 @@ fn a_failed_fetch_or_push_is_tried_again_with_the_remote_given_anew() {
     opts.refresh = Some(RemoteRefresh(Arc::new(|| Err("the forge is down".into()))));
     let err = GithubState::open(opts).unwrap_err().to_string();
     assert!(err.contains("fetch the state branch"), "{err}");
+}
+
+/// The soft claim every backend applies (the scenario the SQLite and PostgreSQL stores pass in
+/// `crates/ledger/tests/soft_claim.rs`), then the same decisions replayed from the log by a
+/// runner with an empty folder of its own.
+#[test]
+fn a_fresh_reservation_of_an_issue_holds_it_github() {
+    let remote = Remote::new();
+    let a = remote.runner("a");
+    soft_claim::check(&a);
+    let day = utc_day(NOW.parse().unwrap());
+    let b = remote.runner("b");
+    assert_eq!(b.entries(day).unwrap(), a.entries(day).unwrap());
+    assert_eq!(b.day_usage(day).unwrap(), a.day_usage(day).unwrap());
+    // The window travels in the log, so the replay decides with it.
+    let log = remote.file(&format!("ledger/{day}.jsonl")).unwrap();
+    assert!(log.contains("\"soft_claim_ms\":180000"), "{log}");
 }

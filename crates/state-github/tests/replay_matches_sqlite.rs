@@ -1,7 +1,7 @@
 //! Property: the pure replay of a log computes what the SQLite store computes on the same
 //! operation sequence, day by day: usage and every entry. The log also holds the lines a racing
 //! writer could have written (reservations the cap refuses, settles of closed runs); replay
-//! must refuse exactly what the SQLite store refused.
+//! must refuse exactly what the SQLite store refused, by the cap and by the soft claim.
 
 #![expect(clippy::unwrap_used, reason = "a test: a failed step fails it loudly")]
 
@@ -19,16 +19,31 @@ const MAX_RUNS: u32 = 6;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Reserve { cents: i64, minutes: u64 },
-    Settle { pick: usize, percent: i64 },
-    Release { pick: usize },
-    Advance { minutes: u64 },
+    /// `window`: the soft-claim window in minutes (0: none); `issue` of a few, so that runs
+    /// reserve the same issue and the soft claim decides.
+    Reserve {
+        cents: i64,
+        minutes: u64,
+        issue: u64,
+        window: u64,
+    },
+    Settle {
+        pick: usize,
+        percent: i64,
+    },
+    Release {
+        pick: usize,
+    },
+    Advance {
+        minutes: u64,
+    },
     Expire,
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (1i64..=800, 1u64..=180).prop_map(|(cents, minutes)| Op::Reserve { cents, minutes }),
+        4 => (1i64..=800, 1u64..=180, 1u64..=3, prop::sample::select(vec![0u64, 3, 90]))
+            .prop_map(|(cents, minutes, issue, window)| Op::Reserve { cents, minutes, issue, window }),
         3 => (any::<usize>(), 0i64..=140).prop_map(|(pick, percent)| Op::Settle { pick, percent }),
         1 => any::<usize>().prop_map(|pick| Op::Release { pick }),
         3 => (1u64..=400).prop_map(|minutes| Op::Advance { minutes }),
@@ -53,18 +68,19 @@ proptest! {
         let mut next = 0;
         for op in &ops {
             match *op {
-                Op::Reserve { cents, minutes } => {
+                Op::Reserve { cents, minutes, issue, window } => {
                     next += 1;
                     let run_id = RunId::parse(&format!("run-{next}")).unwrap();
                     let req = ReserveRequest {
                         run_id: run_id.clone(),
                         repo: "acme/app".into(),
-                        issue: next,
+                        issue,
                         amount: Usd::from_micros(cents * 10_000),
                         cap: CAP,
                         max_runs: MAX_RUNS,
                         wall_clock: Duration::from_secs(minutes * 60),
                         grace: Duration::from_secs(15 * 60),
+                        soft_claim: Duration::from_secs(window * 60),
                         now,
                     };
                     let day = utc_day(now);
@@ -77,10 +93,11 @@ proptest! {
                     log.entry(day).or_default().push(Line::Reserve {
                         run: run_id.clone(),
                         repo: "acme/app".into(),
-                        issue: next,
+                        issue,
                         amount_micros: req.amount.micros(),
                         cap_micros: CAP.micros(),
                         max_runs: MAX_RUNS,
+                        soft_claim_ms: window * 60_000,
                         at: ms(now),
                         expires_at,
                         host: None,

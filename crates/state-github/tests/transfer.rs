@@ -41,6 +41,7 @@ fn reserve(store: &dyn StateStore, run: &str, dollars: f64, at: &str) -> RunId {
             max_runs: 20,
             wall_clock: Duration::from_secs(45 * 60),
             grace: Duration::from_secs(15 * 60),
+            soft_claim: Duration::ZERO,
             now: ts(at),
         })
         .unwrap();
@@ -120,6 +121,7 @@ fn a_sqlite_export_lands_on_the_branch_once_and_replays_alike_everywhere() {
             max_runs: 20,
             wall_clock: Duration::from_secs(60),
             grace: Duration::from_secs(60),
+            soft_claim: Duration::ZERO,
             now: ts("2026-12-05T09:50:00Z"),
         })
         .unwrap();
