@@ -1,14 +1,12 @@
 //! Pushing the run's branch: fast-forward only, never forced. When the remote branch has
 //! commits the run does not have, they are fetched and reported, never overwritten.
 
-use std::cell::RefCell;
-
-use git2::{Direction, Oid, PushOptions, Repository};
+use git2::{Direction, Oid, Repository};
 
 use crate::contain::open_mirror;
 use crate::error::WorkspaceError;
 use crate::lock::FileLock;
-use crate::remote::{Deadline, RemoteSpec, callbacks};
+use crate::remote::{Deadline, RemoteSpec, callbacks, push_one};
 use crate::workspace::{REMOTE_REFS, mirror_lock_path, refuse_protected};
 use crate::worktree::Worktree;
 
@@ -62,27 +60,18 @@ impl Worktree {
         }
 
         let deadline = Deadline::after(settings.network_timeout);
-        let rejection = RefCell::new(None::<String>);
-        let mut cb = callbacks(remote.credentials.as_ref(), deadline, None);
-        cb.push_update_reference(|_name, status| {
-            if let Some(reason) = status {
-                *rejection.borrow_mut() = Some(reason.to_owned());
-            }
-            Ok(())
-        });
-        let mut options = PushOptions::new();
-        options.remote_callbacks(cb);
-        let mut anonymous = repo
-            .remote_anonymous(url)
-            .map_err(WorkspaceError::git(format!(
-                "`{url}` is not a usable remote URL"
-            )))?;
         // No `+`: the remote refuses anything but a fast-forward.
-        anonymous
-            .push(&[format!("{refname}:{refname}")], Some(&mut options))
+        let answer = push_one(
+            &repo,
+            remote,
+            url,
+            &format!("{refname}:{refname}"),
+            deadline,
+        )?;
+        answer
+            .pushed
             .map_err(deadline.error(format!("cannot push `{branch}` to `{url}`")))?;
-        drop(options);
-        if let Some(reason) = rejection.into_inner() {
+        if let Some(reason) = answer.rejection {
             return Ok(PushOutcome::Rejected { reason });
         }
         {

@@ -2,14 +2,13 @@
 //! commit last read to a new one only if it still points there (fast-forward only, never
 //! forced). For state kept on a branch, such as the `github` state backend's log.
 
-use std::cell::RefCell;
 use std::path::Path;
 use std::time::Duration;
 
-use git2::{AutotagOption, ErrorCode, FetchOptions, Oid, PushOptions, Repository};
+use git2::{AutotagOption, ErrorCode, FetchOptions, Oid, Repository};
 
 use crate::error::WorkspaceError;
-use crate::remote::{Deadline, RemoteSpec, callbacks};
+use crate::remote::{Deadline, RemoteSpec, callbacks, push_one};
 
 /// What [`push_branch_cas`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,24 +140,8 @@ fn push_refspec(
     timeout: Duration,
 ) -> Result<CasOutcome, WorkspaceError> {
     let deadline = Deadline::after(timeout);
-    let rejection = RefCell::new(None::<String>);
-    let mut cb = callbacks(remote.credentials.as_ref(), deadline, None);
-    cb.push_update_reference(|_name, status| {
-        if let Some(reason) = status {
-            *rejection.borrow_mut() = Some(reason.to_owned());
-        }
-        Ok(())
-    });
-    let mut options = PushOptions::new();
-    options.remote_callbacks(cb);
-    let mut anonymous = repo
-        .remote_anonymous(url)
-        .map_err(WorkspaceError::git(format!(
-            "`{url}` is not a usable remote URL"
-        )))?;
-    let pushed = anonymous.push(&[refspec], Some(&mut options));
-    drop(options);
-    match pushed {
+    let answer = push_one(repo, remote, url, refspec, deadline)?;
+    match answer.pushed {
         Ok(()) => {}
         // libgit2 checks the advertised tip first: a remote that moved to commits we lack.
         Err(e) if e.code() == ErrorCode::NotFastForward => {
@@ -173,7 +156,7 @@ fn push_refspec(
             ));
         }
     }
-    Ok(match rejection.into_inner() {
+    Ok(match answer.rejection {
         Some(reason) => CasOutcome::Rejected { reason },
         None => CasOutcome::Updated,
     })

@@ -136,6 +136,46 @@ impl Deadline {
     }
 }
 
+/// What a push of one refspec answered: libgit2's own result (it refuses a non-fast-forward
+/// itself when it sees the remote's tip) and the remote's refusal of the update, if any.
+pub(crate) struct PushAnswer {
+    pub(crate) pushed: Result<(), git2::Error>,
+    pub(crate) rejection: Option<String>,
+}
+
+/// Pushes `refspec` (no `+`: the remote accepts only a fast-forward) to `url` with `remote`'s
+/// credentials, under `deadline`. Only a URL libgit2 cannot use is an error here; what the push
+/// answered is the caller's to judge.
+pub(crate) fn push_one(
+    repo: &git2::Repository,
+    remote: &RemoteSpec,
+    url: &str,
+    refspec: &str,
+    deadline: Deadline,
+) -> Result<PushAnswer, WorkspaceError> {
+    let rejection = std::cell::RefCell::new(None::<String>);
+    let mut cb = callbacks(remote.credentials.as_ref(), deadline, None);
+    cb.push_update_reference(|_name, status| {
+        if let Some(reason) = status {
+            *rejection.borrow_mut() = Some(reason.to_owned());
+        }
+        Ok(())
+    });
+    let mut options = git2::PushOptions::new();
+    options.remote_callbacks(cb);
+    let mut anonymous = repo
+        .remote_anonymous(url)
+        .map_err(WorkspaceError::git(format!(
+            "`{url}` is not a usable remote URL"
+        )))?;
+    let pushed = anonymous.push(&[refspec], Some(&mut options));
+    drop(options);
+    Ok(PushAnswer {
+        pushed,
+        rejection: rejection.into_inner(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,18 +37,7 @@ impl GithubForge {
             tracing::debug!(repo = %repo, pr = pull.number, "PR body unchanged; not rewritten");
             return Ok(facts::pr_ref(pull));
         }
-        let answer = self
-            .send(
-                Method::Patch,
-                &path,
-                Some(&json!({"body": body})),
-                Retry::Idempotent,
-            )
-            .await?;
-        if !answer.ok() {
-            return Err(Self::refused("PATCH", &path, &answer));
-        }
-        let updated: wire::Pull = answer.json("PATCH", &path)?;
+        let updated: wire::Pull = self.patch_body(&path, &body).await?;
         Ok(facts::pr_ref(&updated))
     }
 
@@ -149,6 +138,27 @@ impl GithubForge {
 
     /// The outcome of a PR this run opened; one opened as a regular PR in place of a refused
     /// draft gets the draft label.
+    /// Rewrites the `body` of the PR or comment at `path` (idempotent, so retried) and reads
+    /// back what GitHub stored.
+    async fn patch_body<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &str,
+    ) -> Result<T, ForgeError> {
+        let answer = self
+            .send(
+                Method::Patch,
+                path,
+                Some(&json!({"body": body})),
+                Retry::Idempotent,
+            )
+            .await?;
+        if !answer.ok() {
+            return Err(Self::refused("PATCH", path, &answer));
+        }
+        answer.json("PATCH", path)
+    }
+
     pub(super) async fn created(
         &self,
         repo: &RepoName,
@@ -214,18 +224,7 @@ impl GithubForge {
                     });
                 }
                 let path = format!("{}/issues/comments/{}", Self::base(repo), existing.id);
-                let answer = self
-                    .send(
-                        Method::Patch,
-                        &path,
-                        Some(&json!({"body": body})),
-                        Retry::Idempotent,
-                    )
-                    .await?;
-                if !answer.ok() {
-                    return Err(Self::refused("PATCH", &path, &answer));
-                }
-                let c: wire::Comment = answer.json("PATCH", &path)?;
+                let c: wire::Comment = self.patch_body(&path, &body).await?;
                 return Ok(CommentRef {
                     id: c.id,
                     url: c.html_url,
