@@ -316,30 +316,21 @@ impl Launch {
 
     /// [`Launch::output`] from synchronous code (see [`Launch::run_blocking`]).
     pub fn output_blocking(self) -> Result<Output, LaunchError> {
-        let program = self.program.to_string_lossy().into_owned();
-        let fail = |source| LaunchError::Spawn {
-            program: program.clone(),
-            source,
-        };
-        std::thread::scope(|scope| {
-            scope
-                .spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .map_err(fail)?;
-                    rt.block_on(self.output())
-                })
-                .join()
-                .unwrap_or_else(|_| {
-                    Err(fail(std::io::Error::other("the launching thread panicked")))
-                })
-        })
+        self.on_own_thread(Launch::output)
     }
 
     /// [`Launch::run`] from synchronous code: on a thread of its own with a small runtime (so
     /// it also works when called from an async runtime's thread).
     pub fn run_blocking(self) -> Result<Finished, LaunchError> {
+        self.on_own_thread(Launch::run)
+    }
+
+    /// Drives `launch(self)` to its end on a thread of its own with a current-thread runtime.
+    fn on_own_thread<T, F>(self, launch: impl FnOnce(Launch) -> F + Send) -> Result<T, LaunchError>
+    where
+        T: Send,
+        F: std::future::Future<Output = Result<T, LaunchError>>,
+    {
         let program = self.program.to_string_lossy().into_owned();
         let fail = |source| LaunchError::Spawn {
             program: program.clone(),
@@ -352,7 +343,7 @@ impl Launch {
                         .enable_all()
                         .build()
                         .map_err(fail)?;
-                    rt.block_on(self.run())
+                    rt.block_on(launch(self))
                 })
                 .join()
                 .unwrap_or_else(|_| {
