@@ -7,6 +7,8 @@
 
 mod support;
 
+use std::path::PathBuf;
+
 use issueloop::ledger::Usd;
 use support::github::GithubWorld;
 use support::state_github::{
@@ -15,12 +17,13 @@ use support::state_github::{
 };
 use support::{Knobs, MAINTAINER, run_of};
 
-#[test]
-fn two_runners_on_two_folders_share_one_daily_cap() {
+/// The world of the two-runner tests: cap $1.00, four approved issues that each cost $0.50 (a
+/// slot for every issue: only the cap decides which run), the ledger on the state branch, and
+/// two runners' folders of their own.
+fn two_runners_four_issues() -> (GithubWorld, Vec<u64>, PathBuf, PathBuf) {
     let g = GithubWorld::new(Knobs {
         daily_cap: 1.0,
         run_cost: 0.5,
-        // A slot for every issue: only the cap decides which run.
         max_concurrent_runs: 4,
         ..Knobs::default()
     });
@@ -36,6 +39,12 @@ fn two_runners_on_two_folders_share_one_daily_cap() {
         .collect();
     let a = runner_folder(&g, "runner-a");
     let b = runner_folder(&g, "runner-b");
+    (g, issues, a, b)
+}
+
+#[test]
+fn two_runners_on_two_folders_share_one_daily_cap() {
+    let (g, issues, a, b) = two_runners_four_issues();
 
     let (code_a, report_a, out_a) = run_once_in(&g, &a);
     assert_eq!(code_a, Some(0), "{out_a}");
@@ -93,24 +102,7 @@ fn two_runners_on_two_folders_share_one_daily_cap() {
 
 #[test]
 fn two_runners_started_at_once_never_pass_the_daily_cap() {
-    let g = GithubWorld::new(Knobs {
-        daily_cap: 1.0,
-        run_cost: 0.5,
-        max_concurrent_runs: 4,
-        ..Knobs::default()
-    });
-    use_github_state(&g);
-    let issues: Vec<u64> = (1..=4)
-        .map(|i| {
-            g.approved_issue(
-                &format!("Feature {i}"),
-                "scenario: good\ncost: 0.50\n",
-                MAINTAINER,
-            )
-        })
-        .collect();
-    let a = runner_folder(&g, "runner-a");
-    let b = runner_folder(&g, "runner-b");
+    let (g, issues, a, b) = two_runners_four_issues();
 
     // Both spawned before either is waited for: their reservations race on the branch.
     let (child_a, child_b) = (spawn_run_once_in(&g, &a), spawn_run_once_in(&g, &b));
